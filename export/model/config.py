@@ -1,0 +1,61 @@
+"""Hyper-parameters of a MixFormerV2 network (reference facts §1)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of one MixFormerV2 variant.
+
+    ``template_size`` and ``search_size`` are crop sides in pixels; both must be
+    multiples of ``patch_size``. ``bins`` is the number of positions of each
+    edge distribution (``FEAT_SZ`` in the reference).
+    """
+
+    embed_dim: int = 768
+    depth: int = 4
+    num_heads: int = 12
+    mlp_ratio: float = 1.0
+    patch_size: int = 16
+    template_size: int = 112
+    search_size: int = 224
+    bins: int = 96
+    num_pred_tokens: int = 4
+    in_chans: int = 3
+
+    def __post_init__(self) -> None:
+        if self.embed_dim % self.num_heads:
+            raise ValueError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
+        for name in ("template_size", "search_size"):
+            if getattr(self, name) % self.patch_size:
+                raise ValueError(f"{name} {getattr(self, name)} is not a multiple of patch_size {self.patch_size}")
+        if self.depth < 1:
+            raise ValueError(f"depth must be >= 1, got {self.depth}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.embed_dim // self.num_heads
+
+    @property
+    def mlp_hidden(self) -> int:
+        return int(self.embed_dim * self.mlp_ratio)
+
+    @property
+    def template_tokens(self) -> int:
+        return (self.template_size // self.patch_size) ** 2
+
+    @property
+    def search_tokens(self) -> int:
+        return (self.search_size // self.patch_size) ** 2
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+CONFIGS: dict[str, ModelConfig] = {
+    # MixFormerV2-S, "224_depth4_mlp1_score"
+    "small": ModelConfig(depth=4, mlp_ratio=1.0, template_size=112, search_size=224),
+    # MixFormerV2-B, "288_depth8_score"
+    "base": ModelConfig(depth=8, mlp_ratio=4.0, template_size=128, search_size=288),
+}

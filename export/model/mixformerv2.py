@@ -1,0 +1,82 @@
+"""MixFormerV2 network (reference facts §2), stateless, with three entry points.
+
+- ``forward(template, online_template, search)``: the reference computation in one pass.
+- ``encode_templates(template, online_template)``: per-layer template keys/values,
+  (B, depth, 2, heads, 2*Nt, head_dim) — they never depend on the search region.
+- ``search_step(search, template_kv)``: search + prediction tokens against those
+  keys/values; the last block runs queries/projection/MLP for the prediction tokens only.
+
+All three return ``(logits, score_logit)``: logits (B,4,bins) rows l,t,r,b before
+softmax, score_logit (B,1).
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .config import ModelConfig
+from .heads import BoxHead, ScoreHead
+from .vit import Block, PatchEmbed
+
+
+class Backbone(nn.Module):
+    """Parameter container with the reference's key names (``backbone.*``)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        d = cfg.embed_dim
+        self.patch_embed = PatchEmbed(cfg.patch_size, cfg.in_chans, d)
+        self.pos_embed_t = nn.Parameter(torch.zeros(1, cfg.template_tokens, d))
+        self.pos_embed_s = nn.Parameter(torch.zeros(1, cfg.search_tokens, d))
+        self.reg_tokens = nn.Parameter(torch.zeros(1, cfg.num_pred_tokens, d))
+        self.pos_embed_reg = nn.Parameter(torch.zeros(1, cfg.num_pred_tokens, d))
+        self.blocks = nn.ModuleList(Block(d, cfg.num_heads, cfg.mlp_hidden) for _ in range(cfg.depth))
+
+    def template_tokens(self, template: Tensor, online_template: Tensor) -> Tensor:
+        """Two (B,3,T,T) crops -> (B, 2*Nt, D) tokens with position embedding."""
+        t = self.patch_embed(template) + self.pos_embed_t
+        o = self.patch_embed(online_template) + self.pos_embed_t
+        return torch.cat([t, o], dim=1)
+
+    def search_tokens(self, search: Tensor) -> Tensor:
+        """(B,3,S,S) crop -> (B, Ns + P, D): search tokens then prediction tokens."""
+        s = self.patch_embed(search) + self.pos_embed_s
+        reg = (self.reg_tokens + self.pos_embed_reg).expand(s.shape[0], -1, -1)
+        return torch.cat([s, reg], dim=1)
+
+
+class MixFormerV2(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.backbone = Backbone(cfg)
+        self.box_head = BoxHead(cfg.embed_dim, cfg.bins)
+        self.score_head = ScoreHead(cfg.embed_dim)
+
+    def _heads(self, pred_tokens: Tensor) -> tuple[Tensor, Tensor]:
+        return self.box_head(pred_tokens), self.score_head(pred_tokens)
+
+    def forward(self, template: Tensor, online_template: Tensor, search: Tensor) -> tuple[Tensor, Tensor]:
+        bb = self.backbone
+        t = bb.template_tokens(template, online_template)
+        x = torch.cat([t, bb.search_tokens(search)], dim=1)
+        for blk in bb.blocks:
+            x = blk(x, t.shape[1])
+        return self._heads(x[:, -self.cfg.num_pred_tokens:])
+
+    def encode_templates(self, template: Tensor, online_template: Tensor) -> Tensor:
+        t = self.backbone.template_tokens(template, online_template)
+        kvs = []
+        for blk in self.backbone.blocks:
+            t, k, v = blk.forward_templates(t)
+            kvs.append(torch.stack([k, v], dim=1))
+        return torch.stack(kvs, dim=1)
+
+    def search_step(self, search: Tensor, template_kv: Tensor) -> tuple[Tensor, Tensor]:
+        x = self.backbone.search_tokens(search)
+        blocks = self.backbone.blocks
+        for i, blk in enumerate(blocks[:-1]):
+            x = blk.forward_search(x, template_kv[:, i, 0], template_kv[:, i, 1])
+        last = len(blocks) - 1
+        x = blocks[last].forward_last(x, template_kv[:, last, 0], template_kv[:, last, 1], self.cfg.num_pred_tokens)
+        return self._heads(x)
