@@ -66,10 +66,13 @@ class MixFormerV2(nn.Module):
 
     def encode_templates(self, template: Tensor, online_template: Tensor) -> Tensor:
         t = self.backbone.template_tokens(template, online_template)
+        *blocks, last = self.backbone.blocks
         kvs = []
-        for blk in self.backbone.blocks:
+        for blk in blocks:
             t, k, v = blk.forward_templates(t)
             kvs.append(torch.stack([k, v], dim=1))
+        # the last block's template outputs are never used: its keys/values are all we need
+        kvs.append(torch.stack(last.attn.kv(last.norm1(t)), dim=1))
         return torch.stack(kvs, dim=1)
 
     def search_step(self, search: Tensor, template_kv: Tensor) -> tuple[Tensor, Tensor]:

@@ -1,0 +1,53 @@
+"""``mixformerv2-export``: official checkpoint -> verified ONNX + OpenVINO export folder."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .checkpoint import CheckpointError
+from .exporter import ExportError, export_checkpoint
+from .model import CONFIGS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mixformerv2-export", description=__doc__)
+    p.add_argument("--checkpoint", required=True, type=Path, help="mixformerv2_*.pth.tar (or a trainer checkpoint)")
+    p.add_argument("--variant", choices=sorted(CONFIGS), help="expected variant; must match the file")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--name", help="file stem (default mixformerv2_<variant>)")
+    p.add_argument("--int8", nargs="+", type=Path, metavar="SEQUENCE_DIR",
+                   help="also write INT8 OpenVINO graphs, calibrated on crops of these sequence folders "
+                        "(<seq>/img/*.jpg + groundtruth.txt, or folders of such sequences)")
+    p.add_argument("--int8-samples", type=int, default=300, help="calibration crops (default 300)")
+    p.add_argument("--tolerance", type=float, default=1e-4, help="max abs difference allowed vs PyTorch")
+    p.add_argument("--allow-unsafe-pickle", action="store_true",
+                   help="DANGEROUS: fully unpickle the checkpoint, which runs any code stored in it; only for "
+                        "files from a source you trust whose extra entries the safe loader cannot read")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    try:
+        manifest = export_checkpoint(args.checkpoint, args.out, args.variant, args.name, args.allow_unsafe_pickle,
+                                     tolerance=args.tolerance, int8_source=args.int8, int8_samples=args.int8_samples)
+    except (CheckpointError, ExportError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    data = json.loads(manifest.read_text())
+    print(f"max abs difference vs PyTorch (tolerance {args.tolerance:g}):")
+    for fname, per in data["verification"]["max_abs_diff"].items():
+        print(f"  {fname:36s} " + "  ".join(f"{k}={v:.2e}" for k, v in per.items()))
+    if "int8_report" in data:
+        print("int8 vs fp32: " + json.dumps(data["int8_report"]["summary"]))
+    print(f"wrote {manifest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""The exported graphs: thin wrappers that fix each graph's inputs, outputs and names."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .model import MixFormerV2, decode_ltrb
+
+# role -> (input names, output names); the runtime relies on these names
+SIGNATURES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "full": (("template", "online_template", "search"), ("boxes", "score", "logits")),
+    "template": (("template", "online_template"), ("template_kv",)),
+    "search": (("search", "template_kv"), ("logits", "score")),
+}
+
+
+class FullGraph(nn.Module):
+    """template, online_template (B,3,T,T), search (B,3,S,S) -> boxes (B,4) normalised cx,cy,w,h,
+    score (B,) sigmoid probability, logits (B,4,bins) rows l,t,r,b."""
+
+    def __init__(self, model: MixFormerV2) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, template: Tensor, online_template: Tensor, search: Tensor):
+        logits, score_logit = self.model(template, online_template, search)
+        return decode_ltrb(logits), torch.sigmoid(score_logit[:, 0]), logits
+
+
+class TemplateGraph(nn.Module):
+    """template, online_template (B,3,T,T) -> template_kv (B, depth, 2, heads, 2*Nt, head_dim)."""
+
+    def __init__(self, model: MixFormerV2) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, template: Tensor, online_template: Tensor) -> Tensor:
+        return self.model.encode_templates(template, online_template)
+
+
+class SearchGraph(nn.Module):
+    """search (B,3,S,S), template_kv -> logits (B,4,bins) rows l,t,r,b, score (B,) probability."""
+
+    def __init__(self, model: MixFormerV2) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, search: Tensor, template_kv: Tensor):
+        logits, score_logit = self.model.search_step(search, template_kv)
+        return logits, torch.sigmoid(score_logit[:, 0])
+
+
+WRAPPERS = {"full": FullGraph, "template": TemplateGraph, "search": SearchGraph}
+
+
+def example_inputs(model: MixFormerV2, role: str, batch: int = 1, seed: int = 0) -> dict[str, Tensor]:
+    """Fixed pseudo-random normalised inputs for a graph (used for tracing and verification)."""
+    cfg = model.cfg
+    g = torch.Generator().manual_seed(seed)
+    t = torch.randn(batch, 3, cfg.template_size, cfg.template_size, generator=g)
+    o = torch.randn(batch, 3, cfg.template_size, cfg.template_size, generator=g)
+    s = torch.randn(batch, 3, cfg.search_size, cfg.search_size, generator=g)
+    if role == "full":
+        return {"template": t, "online_template": o, "search": s}
+    if role == "template":
+        return {"template": t, "online_template": o}
+    with torch.no_grad():
+        kv = model.encode_templates(t, o)
+    return {"search": s, "template_kv": kv}
+
+
+def run_torch(model: MixFormerV2, role: str, feeds: dict[str, Tensor]) -> dict[str, "torch.Tensor"]:
+    """Outputs of the PyTorch graph for ``role`` as a name -> tensor dict."""
+    inputs, outputs = SIGNATURES[role]
+    with torch.no_grad():
+        out = WRAPPERS[role](model)(*(feeds[n] for n in inputs))
+    out = out if isinstance(out, tuple) else (out,)
+    return dict(zip(outputs, out))

@@ -1,0 +1,26 @@
+"""The one interface every backend implements: load a graph file, run feeds -> outputs."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Protocol
+
+import numpy as np
+
+from ..metadata import ModelMetadata
+
+
+class Graph(Protocol):
+    """A loaded graph. ``__call__`` maps input names to arrays and returns output arrays by name."""
+
+    path: Path
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+    metadata: ModelMetadata
+
+    def __call__(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+def check_feeds(graph: Graph, feeds: Mapping[str, np.ndarray]) -> None:
+    missing = set(graph.input_names) - set(feeds)
+    if missing:
+        raise KeyError(f"{graph.path.name}: missing inputs {sorted(missing)}; the graph takes {graph.input_names}")

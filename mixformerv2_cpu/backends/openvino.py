@@ -1,0 +1,70 @@
+"""OpenVINO backend: CPU plugin, LATENCY hint, explicit threads, f32 inference precision.
+
+f32 is set explicitly because on CPUs with AMX/AVX512-BF16 OpenVINO would otherwise run in
+bf16 and the boxes would no longer match the reference. A static batch is compiled per batch
+size on first use (dynamic shapes are slower on the CPU plugin).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import openvino as ov
+
+from ..errors import ModelFileError
+from ..metadata import ModelMetadata
+from .base import check_feeds
+
+RT_SECTION = "mixformerv2"
+_CORE: ov.Core | None = None
+
+
+def _core() -> ov.Core:
+    global _CORE
+    if _CORE is None:
+        _CORE = ov.Core()
+    return _CORE
+
+
+def read_rt_metadata(model: ov.Model, source: str) -> ModelMetadata:
+    props = {}
+    if model.has_rt_info([RT_SECTION]):
+        for key in model.get_rt_info([RT_SECTION]).astype(dict):
+            props[key] = model.get_rt_info([RT_SECTION, key]).astype(str)
+    return ModelMetadata.from_strings(props, source)
+
+
+class OpenVinoGraph:
+    suffix = ".xml"
+
+    def __init__(self, path: Path, threads: int | None = None, inference_precision: str = "f32") -> None:
+        self.path = Path(path)
+        if not self.path.is_file() or not self.path.with_suffix(".bin").is_file():
+            raise ModelFileError(f"OpenVINO IR not found: {self.path} (and its .bin beside it)")
+        try:
+            self.model = _core().read_model(str(self.path))
+        except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError subclasses
+            raise ModelFileError(f"cannot load OpenVINO IR {self.path}: {str(exc).splitlines()[0]}") from exc
+        self.metadata = read_rt_metadata(self.model, str(self.path))
+        self.input_names = tuple(p.get_any_name() for p in self.model.inputs)
+        self.output_names = tuple(p.get_any_name() for p in self.model.outputs)
+        self.config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": inference_precision}
+        if threads:
+            self.config["INFERENCE_NUM_THREADS"] = int(threads)
+        self._requests: dict[int, ov.InferRequest] = {}
+
+    def _request(self, batch: int) -> ov.InferRequest:
+        req = self._requests.get(batch)
+        if req is None:
+            model = self.model.clone()
+            model.reshape({p.get_any_name(): [batch, *list(p.get_partial_shape())[1:]] for p in model.inputs})
+            compiled = _core().compile_model(model, "CPU", self.config)
+            req = self._requests[batch] = compiled.create_infer_request()
+        return req
+
+    def __call__(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        check_feeds(self, feeds)
+        req = self._request(int(feeds[self.input_names[0]].shape[0]))
+        req.infer({n: np.ascontiguousarray(feeds[n]) for n in self.input_names})
+        return {n: req.get_tensor(n).data.copy() for n in self.output_names}

@@ -1,0 +1,82 @@
+"""Model metadata that travels inside every exported file.
+
+ONNX stores it in ``metadata_props``, OpenVINO IR in ``rt_info['mixformerv2']``; both hold
+strings. This module is the single definition of the keys, their types and their checks.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import MISSING, asdict, dataclass, fields
+from typing import Mapping
+
+from .errors import ModelFileError
+
+FORMAT = "mixformerv2-cpu"
+FORMAT_VERSION = 1
+ROLES = ("full", "template", "search")
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """What the runtime needs to know about a graph; never guessed from file names.
+
+    ``template_kv`` layout (template graph output, search graph input):
+    (batch, depth, 2 [keys, values], heads, 2 * template tokens, head_dim).
+    """
+
+    role: str
+    variant: str
+    template_size: int
+    search_size: int
+    bins: int
+    embed_dim: int
+    depth: int
+    num_heads: int
+    template_tokens: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    precision: str = "fp32"
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+
+    def to_strings(self) -> dict[str, str]:
+        out = {}
+        for k, v in asdict(self).items():
+            out[k] = json.dumps(list(v)) if isinstance(v, (tuple, list)) else str(v)
+        return out
+
+    @classmethod
+    def from_strings(cls, props: Mapping[str, str], source: str) -> "ModelMetadata":
+        if props.get("format") != FORMAT:
+            raise ModelFileError(f"{source}: no {FORMAT} metadata (expected key 'format'={FORMAT!r}, "
+                                 f"got {props.get('format')!r}); export the model with mixformerv2-export")
+        try:
+            version = int(props["format_version"])
+        except (KeyError, ValueError) as exc:
+            raise ModelFileError(f"{source}: metadata has no valid 'format_version'") from exc
+        if version > FORMAT_VERSION:
+            raise ModelFileError(f"{source}: metadata format_version {version} is newer than this runtime "
+                                 f"supports ({FORMAT_VERSION}); upgrade mixformerv2-cpu")
+        values = {}
+        for f in fields(cls):
+            if f.name not in props:
+                if f.default is not MISSING:
+                    continue
+                raise ModelFileError(f"{source}: metadata key {f.name!r} is missing")
+            raw = props[f.name]
+            try:
+                if f.name in ("mean", "std"):
+                    val = tuple(float(x) for x in json.loads(raw))
+                    if len(val) != 3:
+                        raise ValueError("need 3 values")
+                elif f.type == "int":
+                    val = int(raw)
+                else:
+                    val = raw
+            except ValueError as exc:
+                raise ModelFileError(f"{source}: metadata key {f.name!r} has invalid value {raw!r}") from exc
+            values[f.name] = val
+        meta = cls(**values)
+        if meta.role not in ROLES:
+            raise ModelFileError(f"{source}: metadata role {meta.role!r} is not one of {ROLES}")
+        return meta

@@ -1,0 +1,71 @@
+"""Model registry: names -> manifests. A model is a registered name, an export folder, or a manifest.
+
+Registered models are the ones shipped in the package (``mixformerv2_cpu.zoo``,
+``registry.json``) plus export folders under ``$MIXFORMERV2_MODELS`` (each sub-folder with one
+manifest registers under the manifest's name).
+"""
+from __future__ import annotations
+
+import json
+import os
+from importlib import resources
+from pathlib import Path
+
+from .errors import ModelFileError
+from .manifest import MANIFEST_SUFFIX, Manifest, read_manifest
+
+DEFAULT_MODEL = "default"
+ENV_MODELS = "MIXFORMERV2_MODELS"
+
+
+def _zoo() -> Path:
+    return Path(str(resources.files("mixformerv2_cpu.zoo")))
+
+
+def _registry() -> dict[str, Path]:
+    reg: dict[str, Path] = {}
+    reg_file = _zoo() / "registry.json"
+    if reg_file.is_file():
+        for name, entry in json.loads(reg_file.read_text()).get("models", {}).items():
+            reg[name] = _zoo() / entry["manifest"]
+    extra = os.environ.get(ENV_MODELS)
+    if extra and Path(extra).is_dir():
+        for sub in sorted(Path(extra).iterdir()):
+            found = sorted(sub.glob(f"*{MANIFEST_SUFFIX}")) if sub.is_dir() else []
+            if len(found) == 1:
+                reg.setdefault(read_manifest(found[0]).name, found[0])
+    return reg
+
+
+def list_models() -> list[str]:
+    """Registered model names."""
+    return sorted(_registry())
+
+
+def find_manifest(folder: Path) -> Path:
+    found = sorted(folder.glob(f"*{MANIFEST_SUFFIX}"))
+    if not found:
+        raise ModelFileError(f"{folder} holds no *{MANIFEST_SUFFIX}: not a complete mixformerv2-export folder "
+                             "(an interrupted or failed export leaves none)")
+    if len(found) > 1:
+        raise ModelFileError(f"{folder} holds several manifests ({', '.join(p.name for p in found)}); "
+                             "pass one of them as the model")
+    return found[0]
+
+
+def resolve_model(model: str | os.PathLike | None) -> Manifest:
+    """A registered name, an export folder or a manifest file -> its Manifest. None = the default model."""
+    name = DEFAULT_MODEL if model is None else model
+    reg = _registry()
+    if isinstance(name, str) and name in reg:
+        return read_manifest(reg[name])
+    path = Path(name)
+    if path.is_dir():
+        return read_manifest(find_manifest(path))
+    if path.is_file():
+        return read_manifest(path)
+    if model is None:
+        raise ModelFileError("no default model is installed in this package; pass model=<export folder or manifest> "
+                             "(see README: mixformerv2-export)")
+    raise ModelFileError(f"model {str(name)!r} is neither a registered name ({', '.join(sorted(reg)) or 'none'}) "
+                         "nor an existing export folder or manifest")

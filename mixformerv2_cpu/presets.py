@@ -1,0 +1,115 @@
+"""Tracking presets as validated data (``presets/*.json``).
+
+A preset file holds the keys of :class:`Preset` (except ``name``) plus an optional
+``description``. A value is a number, or a table per model variant
+``{"small": ..., "base": ..., "other": ...}`` ("other" = any variant not listed, e.g. the
+project's own default model). Unknown keys, variants and bad values are errors.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import PresetError
+
+VARIANT_KEYS = ("small", "base", "other")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Rules of the tracker for one benchmark / use.
+
+    search_factor: search crop side = ceil(sqrt(w*h) * search_factor) around the last box.
+    template_factor: the same for the (static and online) template crops.
+    update_interval: frames between online-template updates (frame ids count from 1).
+    update_gate: a frame may become the online template only with score above this.
+    score_decay: the best score of the interval is multiplied by this every frame.
+    lost_threshold: ``update()`` reports ok=False when the score falls under this
+        (the box keeps following the reference rule either way).
+    """
+
+    name: str = "custom"
+    search_factor: float = 4.5
+    template_factor: float = 2.0
+    update_interval: int = 25
+    update_gate: float = 0.5
+    score_decay: float = 1.0
+    lost_threshold: float = 0.3
+
+    def __post_init__(self) -> None:
+        def bad(key: str, expected: str) -> PresetError:
+            return PresetError(f"preset {self.name!r}: {key} must be {expected}, got {getattr(self, key)!r}")
+
+        for key in ("search_factor", "template_factor"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                raise bad(key, "a finite number > 0")
+        if isinstance(self.update_interval, bool) or not isinstance(self.update_interval, int) or self.update_interval < 1:
+            raise bad("update_interval", "an integer >= 1")
+        for key, lo_open in (("update_gate", False), ("lost_threshold", False), ("score_decay", True)):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 <= v <= 1) or (lo_open and v == 0):
+                raise bad(key, "a number in (0, 1]" if lo_open else "a number in [0, 1]")
+
+
+_KEYS = tuple(f.name for f in fields(Preset) if f.name != "name")
+
+
+def available_presets() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files(__package__).joinpath("presets").iterdir()
+                  if p.name.endswith(".json"))
+
+
+def _pick(name: str, key: str, value: Any, variant: str) -> Any:
+    if not isinstance(value, Mapping):
+        return value
+    unknown = set(value) - set(VARIANT_KEYS)
+    if unknown:
+        raise PresetError(f"preset {name!r}: {key} has unknown variant(s) {sorted(unknown)}; valid: {VARIANT_KEYS}")
+    if variant in value:
+        return value[variant]
+    if "other" in value:
+        return value["other"]
+    raise PresetError(f"preset {name!r}: {key} has no value for variant {variant!r} and no 'other' entry")
+
+
+def preset_from_dict(params: Mapping[str, Any], variant: str, name: str = "custom") -> Preset:
+    """Build a Preset from a mapping; unknown keys are an error naming them and the valid ones."""
+    unknown = set(params) - set(_KEYS) - {"description", "name"}
+    if unknown:
+        raise PresetError(f"preset {name!r}: unknown key(s) {sorted(unknown)}; valid keys: {', '.join(_KEYS)}")
+    values = {k: _pick(name, k, v, variant) for k, v in params.items() if k in _KEYS}
+    return Preset(name=str(params.get("name", name)), **values)
+
+
+def load_preset(preset: str | Path | Mapping[str, Any] | Preset | None, variant: str) -> Preset:
+    """A preset by registered name, JSON file path, mapping of values, or Preset; None = 'default'.
+
+    A mapping starts from the 'default' preset and overrides the keys it gives.
+    """
+    if isinstance(preset, Preset):
+        return preset
+    if preset is None:
+        preset = "default"
+    if isinstance(preset, Mapping):
+        base = _read_named("default")
+        return preset_from_dict({**base, **preset, "name": preset.get("name", "custom")}, variant)
+    path = Path(preset)
+    if path.suffix == ".json" and path.is_file():
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise PresetError(f"cannot read preset file {path}: {exc}") from exc
+        return preset_from_dict(data, variant, name=path.stem)
+    return preset_from_dict(_read_named(str(preset)), variant, name=str(preset))
+
+
+def _read_named(name: str) -> dict:
+    names = available_presets()
+    if name not in names:
+        raise PresetError(f"unknown preset {name!r}; valid: {', '.join(names)} (or a .json file / dict of values)")
+    return json.loads(resources.files(__package__).joinpath("presets", f"{name}.json").read_text())
