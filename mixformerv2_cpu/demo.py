@@ -1,0 +1,352 @@
+"""The tracking session behind ``mixformerv2 track`` and the webcam demo.
+
+``python -m mixformerv2_cpu.demo [options]`` is exactly ``mixformerv2 track --source 0
+[options]`` (same parser, same code below); any option of ``track`` may be added, including
+another ``--source``.
+
+:func:`run_session` runs one tracker over one frame source, either
+
+* interactive (a window): the target is picked with a mouse box unless an init box is given;
+  keys ``r`` re-select, ``p`` pause, ``q``/Esc quit; or
+* headless: needs the init box; writes the annotated video and/or the result file, shows a
+  progress line for files, and ends with a one-line summary.
+
+Ctrl-C ends the loop, and the output video and result file are closed properly (the video
+stays playable). The tracker is any object with ``init(frame, box)``, ``update(frame) ->
+(ok, box)``, ``score`` and optionally ``last_prediction`` (for ``--show-distributions``).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, List, Optional, Protocol, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+from .drawing import draw_tracking
+from .sources import Frame, FrameSource, SourceError
+
+log = logging.getLogger(__name__)
+
+Box = Tuple[float, float, float, float]
+WINDOW = "mixformerv2 (r: re-select  p: pause  q/Esc: quit)"
+FOURCC_BY_EXT = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "XVID"}
+
+
+class UsageError(Exception):
+    """A user mistake the CLI reports as one line (bad --init, missing --init, bad output)."""
+
+
+class TrackerLike(Protocol):
+    """What the session needs from a tracker (``mixformerv2_cpu.Tracker`` fits)."""
+
+    score: float
+
+    def init(self, frame: np.ndarray, box: Box) -> None: ...
+
+    def update(self, frame: np.ndarray) -> Tuple[bool, Box]: ...
+
+
+@dataclass
+class SessionOptions:
+    """How to run: init box, outputs, window, distributions overlay, progress line."""
+
+    init: Optional[Box] = None
+    output: Optional[Path] = None
+    results: Optional[Path] = None
+    show: bool = False
+    show_distributions: bool = False
+    progress: bool = False
+
+
+@dataclass
+class SessionSummary:
+    """What happened: frames processed, tracker-only and overall rates, mean score."""
+
+    frames: int = 0
+    updates: int = 0
+    update_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    score_sum: float = 0.0
+    dropped: int = 0
+    interrupted: bool = False
+
+    @property
+    def mean_fps(self) -> float:
+        """Tracker updates per second of update time (the tracker's own speed)."""
+        return self.updates / self.update_seconds if self.update_seconds > 0 else float("nan")
+
+    @property
+    def wall_fps(self) -> float:
+        """Frames per second of the whole loop (reading, tracking, drawing, writing)."""
+        return self.frames / self.wall_seconds if self.wall_seconds > 0 else float("nan")
+
+    @property
+    def mean_score(self) -> float:
+        return self.score_sum / self.updates if self.updates else float("nan")
+
+    def line(self) -> str:
+        text = (f"frames: {self.frames}  mean FPS: {self.mean_fps:.1f} "
+                f"(end-to-end {self.wall_fps:.1f})  mean score: {self.mean_score:.3f}")
+        if self.dropped:
+            text += f"  dropped (stale camera frames): {self.dropped}"
+        if self.interrupted:
+            text += "  [interrupted]"
+        return text
+
+
+def has_display() -> bool:
+    """True unless on Linux/BSD without DISPLAY and WAYLAND_DISPLAY (then no window can open)."""
+    if sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def parse_box(text: str) -> Box:
+    """``"x,y,w,h"`` -> floats; raises UsageError for anything else or w/h <= 0."""
+    parts = [p.strip() for p in text.replace(" ", ",").split(",") if p.strip()]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise UsageError(f"--init must be four numbers x,y,w,h (pixels), got {text!r}")
+    x, y, w, h = values
+    if w <= 0 or h <= 0:
+        raise UsageError(f"--init width and height must be positive, got w={w:g} h={h:g}")
+    return x, y, w, h
+
+
+def fit_box(box: Box, width: int, height: int) -> Box:
+    """Clip ``box`` to a ``width x height`` frame; UsageError if almost nothing is inside."""
+    x, y, w, h = box
+    x1, y1 = max(0.0, x), max(0.0, y)
+    x2, y2 = min(float(width), x + w), min(float(height), y + h)
+    if x2 - x1 < 2 or y2 - y1 < 2:
+        raise UsageError(
+            f"--init box {x:g},{y:g},{w:g},{h:g} is outside the {width}x{height} frame"
+        )
+    if (x1, y1, x2, y2) != (x, y, x + w, y + h):
+        log.warning("init box clipped to the frame: %.0f,%.0f,%.0f,%.0f",
+                    x1, y1, x2 - x1, y2 - y1)
+    return x1, y1, x2 - x1, y2 - y1
+
+
+def open_writer(path: Path, fps: float, size: Tuple[int, int]) -> "cv2.VideoWriter":
+    """A VideoWriter for ``path`` (codec by extension); UsageError if it cannot be opened."""
+    fourcc = FOURCC_BY_EXT.get(path.suffix.lower())
+    if fourcc is None:
+        raise UsageError(
+            f"--output must end in one of {', '.join(FOURCC_BY_EXT)}, got {path.name!r}"
+        )
+    if path.parent and not path.parent.exists():
+        raise UsageError(f"--output folder does not exist: {path.parent}")
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+    if not writer.isOpened():
+        raise UsageError(f"cannot write video {path} with codec {fourcc}")
+    return writer
+
+
+class Display:
+    """The only place that touches OpenCV windows (kept thin: it cannot be tested headless)."""
+
+    def __init__(self) -> None:
+        try:
+            cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
+        except cv2.error as exc:
+            raise UsageError(
+                "this OpenCV build cannot open windows (opencv-python-headless?); install "
+                "opencv-python, or run with --no-show --init x,y,w,h"
+            ) from exc
+
+    def show(self, img: np.ndarray) -> int:
+        """Show a frame, return the key pressed within 1 ms (-1 if none)."""
+        cv2.imshow(WINDOW, img)
+        return cv2.waitKey(1) & 0xFF
+
+    def wait_key(self, ms: int) -> int:
+        return cv2.waitKey(ms) & 0xFF
+
+    def closed(self) -> bool:
+        try:
+            return cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1
+        except cv2.error:
+            return True
+
+    def select(self, img: np.ndarray) -> Optional[Box]:
+        """Mouse box on ``img`` (Enter/Space confirms, c cancels); None when cancelled."""
+        shown = img.copy()
+        cv2.putText(shown, "drag a box around the target, then Enter (c: cancel)", (8, 20),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 255, 255), 1, cv2.LINE_AA)
+        x, y, w, h = cv2.selectROI(WINDOW, shown, showCrosshair=True, fromCenter=False)
+        return (float(x), float(y), float(w), float(h)) if w > 0 and h > 0 else None
+
+    def close(self) -> None:
+        try:
+            cv2.destroyWindow(WINDOW)
+        except cv2.error:
+            pass
+
+
+class _Progress:
+    """A one-line progress bar on stderr (only for sources of known length)."""
+
+    def __init__(self, total: Optional[int], stream: IO[str] = sys.stderr) -> None:
+        self.total, self.stream, self._last = total, stream, 0.0
+
+    def update(self, done: int, fps: float, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.total or (not force and now - self._last < 0.25):
+            return
+        self._last = now
+        frac = min(1.0, done / self.total)
+        bar = "#" * int(frac * 30)
+        self.stream.write(f"\r[{bar:<30}] {done}/{self.total} frames  {fps:5.1f} FPS")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if self.total and self._last:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _result_line(box: Sequence[float], score: Optional[float]) -> str:
+    s = "nan" if score is None else f"{score:.4f}"
+    return f"{box[0]:.2f},{box[1]:.2f},{box[2]:.2f},{box[3]:.2f},{s}\n"
+
+
+def run_session(
+    source: FrameSource,
+    tracker: TrackerLike,
+    opts: SessionOptions,
+    display: Optional[Display] = None,
+) -> SessionSummary:
+    """Track over ``source`` until it ends, the user quits, or Ctrl-C; return the summary.
+
+    Writes one result line ``x,y,w,h,score`` per processed frame (the init frame's score is
+    ``nan``) and one annotated video frame per processed frame. Raises UsageError,
+    SourceError or the tracker's errors; outputs are closed in every case.
+    """
+    summary = SessionSummary()
+    writer = None
+    results: Optional[IO[str]] = None
+    progress = _Progress(source.frame_count if opts.progress else None)
+    start = time.monotonic()
+    try:
+        first = source.read()
+        if first is None:
+            raise SourceError(f"{source.name} delivered no frame")
+        height, width = first.image.shape[:2]
+        if opts.show and display is None:
+            display = Display()
+        if opts.init is not None:
+            box: Optional[Box] = fit_box(opts.init, width, height)
+        elif display is not None:
+            box = display.select(first.image)
+            if box is None:
+                log.info("no target selected; quitting")
+                return summary
+        else:
+            raise UsageError("headless tracking (--no-show or no display) needs --init x,y,w,h")
+        if opts.results is not None:
+            results = open(opts.results, "w", encoding="utf-8")
+        if opts.output is not None:
+            fps_out = source.fps or 25.0
+            writer = open_writer(opts.output, fps_out, (width, height))
+        _loop(source, tracker, opts, display, first, box, writer, results, summary, progress)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    finally:
+        progress.finish()
+        summary.wall_seconds = time.monotonic() - start
+        summary.dropped = source.dropped
+        if writer is not None:
+            writer.release()
+        if results is not None:
+            results.close()
+        if display is not None:
+            display.close()
+    return summary
+
+
+def _loop(
+    source: FrameSource,
+    tracker: TrackerLike,
+    opts: SessionOptions,
+    display: Optional[Display],
+    frame: Frame,
+    box: Box,
+    writer: Optional["cv2.VideoWriter"],
+    results: Optional[IO[str]],
+    summary: SessionSummary,
+    progress: _Progress,
+) -> None:
+    """The per-frame loop of :func:`run_session` (init on ``frame``, then update)."""
+    tracker.init(frame.image, box)
+    score: Optional[float] = None
+    ok, fps_ema, paused = True, None, False
+    prediction = None
+    new_frame = True
+    while True:
+        if new_frame:
+            summary.frames += 1
+            if results is not None:
+                results.write(_result_line(box, score))
+            status = f"frame {frame.index}" + (f"  dropped {source.dropped}" if source.live else "")
+            shown = draw_tracking(frame.image.copy(), box, score, fps_ema, lost=not ok,
+                                  status=status, prediction=prediction,
+                                  show_distributions=opts.show_distributions and score is not None)
+            if writer is not None:
+                writer.write(shown)
+            progress.update(summary.frames, summary.mean_fps if summary.updates else 0.0)
+        if display is not None:
+            key = display.show(shown) if new_frame else display.wait_key(30)
+            if key in (ord("q"), 27) or display.closed():
+                break
+            if key == ord("p"):
+                paused = not paused
+            if key == ord("r"):
+                picked = display.select(frame.image)
+                if picked is not None:
+                    box, score, ok, prediction = picked, None, True, None
+                    tracker.init(frame.image, box)
+                    shown = draw_tracking(frame.image.copy(), box, None, fps_ema)
+                    display.show(shown)
+            if paused:
+                new_frame = False
+                continue
+        nxt = source.read()
+        if nxt is None:
+            break
+        frame = nxt
+        t0 = time.perf_counter()
+        ok, out_box = tracker.update(frame.image)
+        dt = time.perf_counter() - t0
+        box = tuple(float(v) for v in out_box)  # type: ignore[assignment]
+        score = float(tracker.score)
+        prediction = getattr(tracker, "last_prediction", None)
+        summary.updates += 1
+        summary.update_seconds += dt
+        summary.score_sum += score
+        inst = 1.0 / dt if dt > 0 else 0.0
+        fps_ema = inst if fps_ema is None else 0.9 * fps_ema + 0.1 * inst
+        new_frame = True
+    progress.update(summary.frames, summary.mean_fps if summary.updates else 0.0, force=True)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Webcam demo: ``mixformerv2 track --source 0`` plus whatever options are given."""
+    from .cli import main as cli_main
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    return cli_main(["track", "--source", "0", *args])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

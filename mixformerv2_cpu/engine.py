@@ -1,0 +1,73 @@
+"""Inference engine: the graphs of one model on one backend, behind three calls.
+
+The tracker never talks to a backend directly. ``graphs="cached"`` (default) loads the
+template encoder and the search step; ``graphs="full"`` loads the single full graph and
+re-runs the templates every frame (the way public ports run MixFormerV2; kept as a baseline
+and as a cross-check).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from .backends import backend_format, load_graph
+from .errors import ModelFileError
+from .manifest import Manifest
+from .metadata import ModelMetadata
+from .models import resolve_model
+
+GRAPH_MODES = ("cached", "full")
+
+
+@dataclass
+class TemplateState:
+    """What the search step needs about the templates of a batch of targets.
+
+    ``template``/``online``: normalised crops (B,3,T,T); ``kv``: cached keys/values
+    (B, depth, 2, heads, 2*Nt, head_dim), None in full-graph mode.
+    """
+
+    template: np.ndarray
+    online: np.ndarray
+    kv: np.ndarray | None
+
+
+class Engine:
+    def __init__(self, model: str | os.PathLike | None = None, backend: str = "openvino", threads: int | None = None,
+                 precision: str = "fp32", graphs: str = "cached") -> None:
+        if graphs not in GRAPH_MODES:
+            raise ValueError(f"graphs must be one of {GRAPH_MODES}, got {graphs!r}")
+        self.manifest: Manifest = resolve_model(model)
+        self.backend, self.threads, self.precision, self.mode = backend, threads, precision, graphs
+        fmt = backend_format(backend)
+        roles = ("full",) if graphs == "full" else ("template", "search")
+        self.graphs = {}
+        for role in roles:
+            path = self.manifest.graph_path(precision, fmt, role)
+            self.manifest.verify_file(path)
+            graph = load_graph(backend, path, threads)
+            if graph.metadata.role != role:
+                raise ModelFileError(f"{path}: metadata says role {graph.metadata.role!r}, expected {role!r}")
+            self.graphs[role] = graph
+        self.meta: ModelMetadata = next(iter(self.graphs.values())).metadata
+
+    @property
+    def variant(self) -> str:
+        return self.meta.variant
+
+    def templates(self, template: np.ndarray, online: np.ndarray) -> TemplateState:
+        """Encode templates (B,3,T,T) once; in full mode only keep the crops."""
+        if self.mode == "full":
+            return TemplateState(template, online, None)
+        kv = self.graphs["template"]({"template": template, "online_template": online})["template_kv"]
+        return TemplateState(template, online, kv)
+
+    def search(self, search: np.ndarray, state: TemplateState) -> tuple[np.ndarray, np.ndarray]:
+        """search (B,3,S,S) -> logits (B,4,bins) rows l,t,r,b, score (B,) probabilities."""
+        if self.mode == "full":
+            out = self.graphs["full"]({"template": state.template, "online_template": state.online, "search": search})
+        else:
+            out = self.graphs["search"]({"search": search, "template_kv": state.kv})
+        return out["logits"], out["score"].reshape(-1)
