@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import onnx
@@ -20,7 +21,8 @@ def export_onnx(model: MixFormerV2, role: str, path: Path, metadata: dict[str, s
     inputs, outputs = SIGNATURES[role]
     feeds = example_inputs(model, role)
     dynamic = {name: {0: "batch"} for name in (*inputs, *outputs)}
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
         torch.onnx.export(WRAPPERS[role](model).eval(), tuple(feeds[n] for n in inputs), str(path),
                           input_names=list(inputs), output_names=list(outputs), dynamic_axes=dynamic,
                           opset_version=OPSET, do_constant_folding=True, dynamo=False)

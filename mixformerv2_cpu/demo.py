@@ -138,15 +138,25 @@ def fit_box(box: Box, width: int, height: int) -> Box:
     return x1, y1, x2 - x1, y2 - y1
 
 
-def open_writer(path: Path, fps: float, size: Tuple[int, int]) -> "cv2.VideoWriter":
-    """A VideoWriter for ``path`` (codec by extension); UsageError if it cannot be opened."""
-    fourcc = FOURCC_BY_EXT.get(path.suffix.lower())
+def check_outputs(output: Optional[Path], results: Optional[Path]) -> Optional[str]:
+    """Validate the output paths before any work; return the video codec (fourcc) or None."""
+    for flag, path in (("--output", output), ("--results", results)):
+        if path is not None and not path.parent.is_dir():
+            raise UsageError(f"{flag} folder does not exist: {path.parent}")
+    if output is None:
+        return None
+    fourcc = FOURCC_BY_EXT.get(output.suffix.lower())
     if fourcc is None:
         raise UsageError(
-            f"--output must end in one of {', '.join(FOURCC_BY_EXT)}, got {path.name!r}"
+            f"--output must end in one of {', '.join(FOURCC_BY_EXT)}, got {output.name!r}"
         )
-    if path.parent and not path.parent.exists():
-        raise UsageError(f"--output folder does not exist: {path.parent}")
+    return fourcc
+
+
+def open_writer(path: Path, fps: float, size: Tuple[int, int]) -> "cv2.VideoWriter":
+    """A VideoWriter for ``path`` (codec by extension); UsageError if it cannot be opened."""
+    fourcc = check_outputs(path, None)
+    assert fourcc is not None
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
     if not writer.isOpened():
         raise UsageError(f"cannot write video {path} with codec {fourcc}")

@@ -84,6 +84,7 @@ def draw_distributions(
     edge_positions: np.ndarray,
     height: Optional[float] = None,
     alpha: float = 0.45,
+    tail: float = 0.02,
 ) -> np.ndarray:
     """Draw the four edge distributions across the box edges.
 
@@ -94,7 +95,8 @@ def draw_distributions(
     leftwards, bottom one rightwards), so the four never cover each other. Heights are
     relative to the largest probability of all four, so the edges can be compared.
     ``height``: pixel height of that largest bar (default: 40% of the box's shorter side,
-    between 18 and 80 px).
+    between 18 and 80 px). ``tail``: bins below this fraction of their row's peak, at either
+    end of a row, are not drawn (a distribution with two humps keeps both and the gap).
     """
     probs = np.asarray(distributions, dtype=np.float64)
     pos = np.asarray(edge_positions, dtype=np.float64)
@@ -113,13 +115,17 @@ def draw_distributions(
     # (row, baseline coordinate, bins run along x?, sign of growth)
     layout = ((0, cy, True, -1.0), (1, cx, False, -1.0), (2, cy, True, 1.0), (3, cx, False, 1.0))
     for row, base, along_x, sign in layout:
-        amp = probs[row] / peak * height * sign
+        # only the part that carries probability: the long flat tails would cross the frame
+        keep = np.flatnonzero(probs[row] >= tail * probs[row].max())
+        lo, hi = max(int(keep[0]) - 1, 0), min(int(keep[-1]) + 2, probs.shape[1])
+        p_row, x_row = probs[row, lo:hi], pos[row, lo:hi]
+        amp = p_row / peak * height * sign
         if along_x:
-            pts = np.stack([pos[row], base + amp], axis=1)
-            ends = np.array([[pos[row][0], base], [pos[row][-1], base]])
+            pts = np.stack([x_row, base + amp], axis=1)
+            ends = np.array([[x_row[0], base], [x_row[-1], base]])
         else:
-            pts = np.stack([base + amp, pos[row]], axis=1)
-            ends = np.array([[base, pos[row][0]], [base, pos[row][-1]]])
+            pts = np.stack([base + amp, x_row], axis=1)
+            ends = np.array([[base, x_row[0]], [base, x_row[-1]]])
         poly = np.concatenate([ends[:1], pts, ends[1:]]).round().astype(np.int32)
         cv2.fillPoly(overlay, [poly], EDGE_COLORS[row], cv2.LINE_AA)
         lines.append((row, pts.round().astype(np.int32), ends.round().astype(np.int32)))

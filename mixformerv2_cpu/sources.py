@@ -12,8 +12,11 @@ Nothing here draws or shows anything; errors are :class:`SourceError` with one-l
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import re
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -44,6 +47,42 @@ class Frame:
     image: np.ndarray
     index: int
     timestamp: float
+
+
+@contextlib.contextmanager
+def quiet_opencv() -> Iterator[None]:
+    """Silence OpenCV's and FFmpeg's console messages while opening a capture.
+
+    A camera that does not open or a broken file otherwise prints several ``[ WARN ]`` or
+    ``moov atom not found`` lines before our one-line error. FFmpeg writes straight to the
+    process's stderr, so file descriptor 2 is pointed at /dev/null for the duration (only
+    around opening; everything is restored). Not silenced when this module logs at DEBUG
+    level (``mixformerv2 -vv``).
+    """
+    if log.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    log_api = getattr(getattr(cv2, "utils", None), "logging", None)
+    old_level = log_api.getLogLevel() if log_api is not None else None
+    saved_fd: Optional[int] = None
+    try:
+        if log_api is not None:
+            log_api.setLogLevel(log_api.LOG_LEVEL_SILENT)
+        try:
+            sys.stderr.flush()
+            saved_fd = os.dup(2)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            saved_fd = None
+        yield
+    finally:
+        if saved_fd is not None:
+            os.dup2(saved_fd, 2)
+            os.close(saved_fd)
+        if log_api is not None:
+            log_api.setLogLevel(old_level)
 
 
 def _to_bgr(image: np.ndarray) -> np.ndarray:
@@ -111,10 +150,12 @@ class VideoFileSource(FrameSource):
         self.name = str(path)
         if not Path(path).is_file():
             raise SourceError(f"video file not found: {path}")
-        self._cap = cv2.VideoCapture(str(path))
-        if not self._cap.isOpened():
+        with quiet_opencv():
+            self._cap = cv2.VideoCapture(str(path))
+            opened = self._cap.isOpened()
+            ok, first = self._cap.read() if opened else (False, None)
+        if not opened:
             raise SourceError(f"cannot open video {path} (not a video OpenCV can read)")
-        ok, first = self._cap.read()
         if not ok or first is None:
             self._cap.release()
             raise SourceError(f"cannot read any frame from video {path}")
@@ -276,11 +317,13 @@ class LiveSource(FrameSource):
 
     def __init__(self, spec: Union[int, str], open_timeout: float = 10.0) -> None:
         self.name = str(spec)
-        self._cap = cv2.VideoCapture(spec)
         what = f"camera {spec}" if isinstance(spec, int) else f"stream {spec}"
-        if not self._cap.isOpened():
+        with quiet_opencv():
+            self._cap = cv2.VideoCapture(spec)
+            opened = self._cap.isOpened()
+            ok, first = self._cap.read() if opened else (False, None)
+        if not opened:
             raise SourceError(f"cannot open {what}")
-        ok, first = self._cap.read()
         if not ok or first is None:
             self._cap.release()
             raise SourceError(f"{what} opened but delivered no frame")

@@ -1,0 +1,459 @@
+"""Accuracy evaluation runner (console script ``mixformerv2-eval``).
+
+Runs trackers one-pass over every sequence of a dataset (see :mod:`.datasets`), in parallel
+processes or on a Dask cluster, and writes under ``<out>/<dataset name>/``::
+
+    <tracker>/<seq>.txt               boxes, pytracking format: one ``x<TAB>y<TAB>w<TAB>h`` line per frame
+    <tracker>/<seq>_time.txt          seconds per frame (frame 1: init), one value a line
+    <tracker>/<seq>_score.txt         tracker score per frame (NaN when the tracker has none)
+    <tracker>/<seq>.error.txt         traceback when the tracker failed on that sequence
+    <tracker>/got10k/<seq>/<seq>_001.txt, <seq>_time.txt    the same in the GOT-10k toolkit format
+    summary.json, summary.md          per-sequence and overall metrics of every tracker found there
+    success.png, precision.png, norm_precision.png
+
+Boxes are ``x, y, w, h`` (top-left corner, pixels). A sequence is finished when its box file has one
+line per frame; finished sequences are skipped on the next run (resume). A job writes its box file
+last and atomically, so an interrupted run never leaves a half-written result behind.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import multiprocessing as mp
+import os
+import re
+import socket
+import sys
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence as Seq, Tuple
+
+import numpy as np
+
+from .datasets import FORMATS, Dataset, load_dataset
+from .metrics import METRIC_KEYS, PROTOCOLS, aggregate, evaluate_sequence, fps_from_times
+from .peers import ENV_PEERS_DIR, PEERS, make_tracker
+
+log = logging.getLogger(__name__)
+Box = Tuple[float, float, float, float]
+DEFAULT_PEERS_DIR = Path("..") / "shared" / "data" / "peers"
+
+
+@dataclass(frozen=True)
+class TrackerSpec:
+    """label: output folder name; target: peer / model name / export folder / ``module:Factory`` / None
+    (default model); threads: thread count given to that tracker (and to cv2)."""
+
+    label: str
+    target: Optional[str]
+    threads: int
+
+
+def parse_tracker(text: str, threads: int) -> TrackerSpec:
+    """``[LABEL=]TARGET[:THREADS]`` -> TrackerSpec; ``default`` is the default MixFormerV2 model."""
+    label = None
+    m = re.match(r"^([\w.+-]+)=(.+)$", text)
+    if m and not Path(text).exists():
+        label, text = m.group(1), m.group(2)
+    m = re.match(r"^(.+):(\d+)$", text)
+    if m:
+        text, threads = m.group(1), int(m.group(2))
+    target: Optional[str] = None if text == "default" else text
+    if label is None:
+        if target is None:
+            label = "mixformerv2"
+        elif target.lower() in PEERS:
+            label = target.lower()
+        elif re.match(r"^[\w.]+:\w+$", target) and not Path(target).exists():
+            label = target.split(":")[1]
+        else:
+            label = Path(target).name or target
+    return TrackerSpec(re.sub(r"[^\w.+-]", "_", label), target, max(1, threads))
+
+
+@dataclass(frozen=True)
+class Job:
+    """One tracker on one sequence; frames are absolute paths, init_box the first-frame x, y, w, h."""
+
+    spec: TrackerSpec
+    seq_name: str
+    frames: Tuple[str, ...]
+    init_box: Box
+    backend: str = "openvino"
+    preset: Optional[str] = None
+    peers_dir: Optional[str] = None
+
+
+@dataclass
+class JobResult:
+    """boxes (N, 4) x,y,w,h; times (N,) seconds (frame 1 = init); scores (N,); error = traceback text."""
+
+    tracker: str
+    seq_name: str
+    boxes: Optional[np.ndarray] = None
+    times: Optional[np.ndarray] = None
+    scores: Optional[np.ndarray] = None
+    error: Optional[str] = None
+    host: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+
+
+def _read_frame(path: str) -> np.ndarray:
+    import cv2
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        raise IOError(f"cannot read frame {path}")
+    return img
+
+
+def run_job(job: Job) -> JobResult:
+    """Track one sequence (runs in a worker process). Exceptions become ``JobResult.error``.
+
+    Only the tracker calls are timed (not the JPEG decode). An update that returns an invalid box
+    (NaN, w or h <= 0) records the previous box instead.
+    """
+    try:
+        import cv2
+        cv2.setNumThreads(job.spec.threads)
+        try:
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        except AttributeError:  # pragma: no cover
+            pass
+        tracker = make_tracker(job.spec.target, threads=job.spec.threads, backend=job.backend,
+                               peers_dir=Path(job.peers_dir) if job.peers_dir else None, preset=job.preset)
+        n = len(job.frames)
+        boxes = np.zeros((n, 4))
+        times = np.zeros(n)
+        scores = np.full(n, np.nan)
+        frame = _read_frame(job.frames[0])
+        t0 = time.perf_counter()
+        tracker.init(frame, job.init_box)
+        times[0] = time.perf_counter() - t0
+        boxes[0] = job.init_box
+        for i in range(1, n):
+            frame = _read_frame(job.frames[i])
+            t0 = time.perf_counter()
+            _ok, box = tracker.update(frame)
+            times[i] = time.perf_counter() - t0
+            b = np.asarray(box, dtype=np.float64).reshape(-1)
+            valid = b.size == 4 and np.isfinite(b).all() and b[2] > 0 and b[3] > 0
+            boxes[i] = b if valid else boxes[i - 1]
+            scores[i] = float(getattr(tracker, "score", math.nan))
+        return JobResult(job.spec.label, job.seq_name, boxes, times, scores)
+    except Exception:  # noqa: BLE001 - one failing sequence must not stop the others
+        return JobResult(job.spec.label, job.seq_name, error=traceback.format_exc())
+
+
+# ------------------------------------------------------------------------------------ result files
+class ResultStore:
+    """Result files of one dataset under ``<out>/<dataset>/`` (layout in the module docstring)."""
+
+    def __init__(self, out_dir: Path, dataset: str) -> None:
+        self.root = Path(out_dir) / dataset
+
+    def box_file(self, tracker: str, seq: str) -> Path:
+        return self.root / tracker / f"{seq}.txt"
+
+    def time_file(self, tracker: str, seq: str) -> Path:
+        return self.root / tracker / f"{seq}_time.txt"
+
+    def error_file(self, tracker: str, seq: str) -> Path:
+        return self.root / tracker / f"{seq}.error.txt"
+
+    def trackers(self) -> List[str]:
+        """Labels of every tracker folder holding at least one result."""
+        if not self.root.is_dir():
+            return []
+        return sorted(d.name for d in self.root.iterdir() if d.is_dir() and any(d.glob("*_time.txt")))
+
+    def is_done(self, tracker: str, seq: str, num_frames: int) -> bool:
+        boxes = self.load_boxes(tracker, seq)
+        return boxes is not None and len(boxes) == num_frames and self.time_file(tracker, seq).is_file()
+
+    def load_boxes(self, tracker: str, seq: str) -> Optional[np.ndarray]:
+        """(N, 4) boxes or None when missing / unreadable."""
+        path = self.box_file(tracker, seq)
+        if not path.is_file():
+            return None
+        try:
+            return np.loadtxt(path, delimiter="\t", dtype=np.float64, ndmin=2)
+        except ValueError:
+            return None
+
+    def load_times(self, tracker: str, seq: str) -> np.ndarray:
+        path = self.time_file(tracker, seq)
+        return np.loadtxt(path, dtype=np.float64, ndmin=1) if path.is_file() else np.zeros(0)
+
+    def write(self, res: JobResult) -> None:
+        """Write one job's files (box file last, each file atomically) or its error file."""
+        err = self.error_file(res.tracker, res.seq_name)
+        err.parent.mkdir(parents=True, exist_ok=True)
+        if res.error is not None or res.boxes is None or res.times is None:
+            _atomic_write(err, f"host: {res.host}\n{res.error}")
+            return
+        seq, trk = res.seq_name, res.tracker
+        got = self.root / trk / "got10k" / seq
+        got.mkdir(parents=True, exist_ok=True)
+        times = "".join(f"{t:.8f}\n" for t in res.times)
+        scores = res.scores if res.scores is not None else np.full(len(res.times), np.nan)
+        _atomic_write(got / f"{seq}_time.txt", times)
+        _atomic_write(got / f"{seq}_001.txt", "".join("%.3f,%.3f,%.3f,%.3f\n" % tuple(b) for b in res.boxes))
+        _atomic_write(self.root / trk / f"{seq}_score.txt", "".join(f"{s:.6f}\n" for s in scores))
+        _atomic_write(self.time_file(trk, seq), times)
+        _atomic_write(self.box_file(trk, seq), "".join("%.2f\t%.2f\t%.2f\t%.2f\n" % tuple(b) for b in res.boxes))
+        if err.exists():
+            err.unlink()
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------------------- execution
+OnResult = Callable[[JobResult], None]
+
+
+def execute_local(jobs: Seq[Job], workers: int, on_result: OnResult, max_attempts: int = 3) -> None:
+    """Run jobs in ``workers`` spawned processes (in this process when workers <= 1).
+
+    A worker that dies (segfault, out of memory) breaks the pool: the pool is rebuilt and the
+    unfinished jobs resubmitted; a job still unfinished after ``max_attempts`` pools is reported failed.
+    """
+    if workers <= 1:
+        for job in jobs:
+            on_result(run_job(job))
+        return
+    ctx = mp.get_context("spawn")
+    pending = list(jobs)
+    attempts: Dict[Tuple[str, str], int] = {}
+    while pending:
+        retry: List[Job] = []
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = {pool.submit(run_job, job): job for job in pending}
+            for fut in as_completed(futures):
+                job = futures[fut]
+                try:
+                    on_result(fut.result())
+                except BrokenProcessPool as exc:
+                    key = (job.spec.label, job.seq_name)
+                    attempts[key] = attempts.get(key, 0) + 1
+                    if attempts[key] >= max_attempts:
+                        on_result(JobResult(job.spec.label, job.seq_name, error=f"worker process died: {exc}"))
+                    else:
+                        retry.append(job)
+        if retry:
+            log.warning("a worker process died; resubmitting %d unfinished job(s)", len(retry))
+        pending = retry
+
+
+class Progress:
+    """tqdm bar (if installed and enabled) with sequences done and aggregate frames per second."""
+
+    def __init__(self, total: int, enabled: bool = True) -> None:
+        self.frames = 0
+        self.start = time.perf_counter()
+        self.bar = None
+        if enabled and total:
+            try:
+                from tqdm import tqdm
+                self.bar = tqdm(total=total, unit="seq", desc="eval", dynamic_ncols=True)
+            except ImportError:
+                pass
+
+    def update(self, res: JobResult) -> None:
+        self.frames += 0 if res.boxes is None else len(res.boxes)
+        fps = self.frames / max(time.perf_counter() - self.start, 1e-9)
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{fps:.1f} frames/s, last {res.tracker}/{res.seq_name}")
+            self.bar.update(1)
+        else:
+            log.info("done %s/%s (%.1f frames/s overall)", res.tracker, res.seq_name, fps)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# ------------------------------------------------------------------------------------------ summary
+def summarize(dataset: Dataset, store: ResultStore, trackers: Optional[Seq[str]] = None) -> dict:
+    """Metrics of every tracker with results for ``dataset`` (or of ``trackers``) -> JSON-able dict.
+
+    Scores are fractions in [0, 1]; fps = update frames / update seconds (frame 1 excluded).
+    """
+    protocol = PROTOCOLS[dataset.format]
+    names = [s.name for s in dataset.sequences]
+    out: dict = {"dataset": dataset.name, "format": dataset.format, "root": str(dataset.root),
+                 "protocol": protocol.as_dict(), "sequences": names, "skipped_sequences": dataset.skipped,
+                 "trackers": {}}
+    for label in trackers or store.trackers():
+        per_seq, results, failed, missing = {}, [], {}, []
+        n_upd, t_upd = 0, 0.0
+        for seq in dataset.sequences:
+            boxes = store.load_boxes(label, seq.name)
+            if boxes is None or len(boxes) != len(seq):
+                err = store.error_file(label, seq.name)
+                if err.is_file():
+                    lines = [ln for ln in err.read_text().splitlines() if ln.strip()]
+                    failed[seq.name] = lines[-1] if lines else "failed"
+                else:
+                    missing.append(seq.name)
+                continue
+            n, t = fps_from_times(store.load_times(label, seq.name))
+            n_upd, t_upd = n_upd + n, t_upd + t
+            entry: dict = {"frames": len(seq), "fps": n / t if t > 0 else float("nan")}
+            if seq.full_gt:
+                size = seq.frame_size() if protocol.clip_to_image else None
+                res = evaluate_sequence(boxes, seq.gt, protocol, image_size=size)
+                results.append(res)
+                entry.update(res.metrics())
+            per_seq[seq.name] = entry
+        scores, curves = aggregate(results)
+        overall = dict(scores, fps=n_upd / t_upd if t_upd > 0 else float("nan"),
+                       sequences=len(per_seq), frames=int(sum(e["frames"] for e in per_seq.values())))
+        out["trackers"][label] = {"overall": overall, "sequences": per_seq, "failed": failed,
+                                  "missing": missing, "curves": {k: v.tolist() for k, v in curves.items()}}
+    return out
+
+
+def write_summary(summary: dict, root: Path, plots: bool = True) -> List[Path]:
+    """summary.json, summary.md and (optionally) the PNG plots in ``root``; returns the written paths."""
+    from .plots import markdown_summary, plot_curves
+
+    root.mkdir(parents=True, exist_ok=True)
+    js = root / "summary.json"
+    _atomic_write(js, json.dumps(summary, indent=1, allow_nan=True))
+    md = root / "summary.md"
+    _atomic_write(md, markdown_summary(summary))
+    paths = [js, md]
+    if plots:
+        paths += plot_curves(summary, root)
+    return paths
+
+
+def evaluate(dataset: Dataset, specs: Seq[TrackerSpec], out_dir: Path, workers: int = 1,
+             backend: str = "openvino", preset: Optional[str] = None, peers_dir: Optional[Path] = None,
+             resume: bool = True, dask: Optional[str] = None, progress: bool = True,
+             plots: bool = True) -> Tuple[dict, List[JobResult]]:
+    """Run every tracker on every sequence not yet finished, then write the summary and plots.
+
+    ``dask``: None (local processes), ``"local"`` (a LocalCluster of ``workers`` processes) or a
+    scheduler address. Returns (summary dict, results of the jobs that failed).
+    """
+    store = ResultStore(out_dir, dataset.name)
+    jobs = [Job(spec, seq.name, tuple(str(f) for f in seq.frames), seq.init_box, backend, preset,
+                str(peers_dir) if peers_dir else None)
+            for spec in specs for seq in dataset.sequences
+            if not (resume and store.is_done(spec.label, seq.name, len(seq)))]
+    done = len(specs) * len(dataset.sequences) - len(jobs)
+    if done:
+        log.info("resume: %d finished sequence result(s) kept, %d job(s) to run", done, len(jobs))
+    jobs.sort(key=lambda j: -len(j.frames))
+    failures: List[JobResult] = []
+    bar = Progress(len(jobs), enabled=progress)
+
+    def on_result(res: JobResult) -> None:
+        store.write(res)
+        if res.error is not None:
+            failures.append(res)
+            last = res.error.strip().splitlines()[-1] if res.error.strip() else "failed"
+            log.warning("%s failed on %s: %s", res.tracker, res.seq_name, last)
+        bar.update(res)
+
+    try:
+        if dask:
+            from .distributed import execute_dask
+            execute_dask(jobs, on_result, address=None if dask == "local" else dask, n_workers=workers)
+        else:
+            execute_local(jobs, workers, on_result)
+    finally:
+        bar.close()
+    summary = summarize(dataset, store)
+    write_summary(summary, store.root, plots=plots)
+    return summary, failures
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def default_peers_dir() -> Optional[Path]:
+    """$MIXFORMERV2_PEERS_DIR, else ./../shared/data/peers when that folder exists, else None."""
+    env = os.environ.get(ENV_PEERS_DIR)
+    if env:
+        return Path(env)
+    return DEFAULT_PEERS_DIR.resolve() if DEFAULT_PEERS_DIR.is_dir() else None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mixformerv2-eval", description=__doc__.split("\n")[0])
+    p.add_argument("--dataset", required=True, type=Path, help="dataset folder")
+    p.add_argument("--format", choices=FORMATS, help="dataset format (detected when omitted)")
+    p.add_argument("--subset", help="got10k: val|test; lasot: test|all; uav123: UAV123|UAV20L; trackingnet: TEST|TRAIN_k")
+    p.add_argument("--name", help="dataset name used for the output folder (default: from format / folder)")
+    p.add_argument("--sequences", help="comma-separated sequence names to evaluate (default: all)")
+    p.add_argument("--tracker", action="append", required=True, metavar="[LABEL=]NAME[:THREADS]",
+                   help="registered model, export folder, 'default', a peer (%s) or module:Factory; "
+                        "repeat for several" % ", ".join(PEERS))
+    p.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1)")
+    p.add_argument("--threads", type=int, help="threads per tracker (default: cores // workers)")
+    p.add_argument("--backend", default="openvino", choices=("openvino", "onnxruntime"))
+    p.add_argument("--preset", help="MixFormerV2 preset name (default: the tracker's default)")
+    p.add_argument("--peers-dir", type=Path, default=None,
+                   help=f"NanoTrack/VitTrack ONNX folder (default: ${ENV_PEERS_DIR}, else ../shared/data/peers if it exists)")
+    p.add_argument("--out", type=Path, default=Path("eval_results"), help="output folder (default eval_results)")
+    p.add_argument("--dask", metavar="ADDRESS", help="run on a Dask cluster: scheduler address, or 'local'")
+    p.add_argument("--no-resume", action="store_true", help="rerun sequences that already have results")
+    p.add_argument("--strict", action="store_true", help="fail on the first broken sequence instead of skipping it")
+    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of ``mixformerv2-eval``. Exit status: 0 ok, 1 some sequence failed, 2 bad input."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    from .datasets import DatasetError
+    from .peers import PeerUnavailable
+
+    workers = max(1, args.workers)
+    threads = args.threads or max(1, (os.cpu_count() or 1) // workers)
+    peers_dir = args.peers_dir or default_peers_dir()
+    try:
+        dataset = load_dataset(args.dataset, args.format, args.subset, strict=args.strict, name=args.name)
+        specs = [parse_tracker(t, threads) for t in args.tracker]
+        if len({s.label for s in specs}) != len(specs):
+            raise ValueError("two trackers share a label; name them with LABEL=NAME")
+        for spec in specs:  # fail fast, with the reason, before any worker starts
+            make_tracker(spec.target, threads=1, backend=args.backend, peers_dir=peers_dir, preset=args.preset)
+    except (DatasetError, PeerUnavailable, ValueError, OSError, ImportError) as exc:
+        print(f"mixformerv2-eval: error: {exc}", file=sys.stderr)
+        return 2
+    if args.sequences:
+        wanted = {s.strip() for s in args.sequences.split(",") if s.strip()}
+        unknown = wanted - {s.name for s in dataset.sequences} - set(dataset.skipped)
+        if unknown:
+            print(f"mixformerv2-eval: error: unknown sequence(s) {', '.join(sorted(unknown))}", file=sys.stderr)
+            return 2
+        dataset.sequences = [s for s in dataset.sequences if s.name in wanted]
+    for name, reason in dataset.skipped.items():
+        print(f"WARNING: skipped sequence {name}: {reason}", file=sys.stderr)
+    summary, failures = evaluate(dataset, specs, args.out, workers=workers, backend=args.backend,
+                                 preset=args.preset, peers_dir=peers_dir, resume=not args.no_resume,
+                                 dask=args.dask, progress=not args.no_progress, plots=not args.no_plots)
+    from .plots import markdown_summary
+    print(markdown_summary(summary, per_sequence=False))
+    print(f"results: {ResultStore(args.out, dataset.name).root}")
+    for res in failures:
+        print(f"FAILED: {res.tracker} on {res.seq_name} (see {res.tracker}/{res.seq_name}.error.txt)", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""The ``mixformerv2`` command: ``track`` (webcam, video, image folder, stream) and ``info``.
+
+Examples::
+
+    mixformerv2 track --source 0                        # webcam, pick the target with the mouse
+    mixformerv2 track --source samples/sample_clip.mp4 --init 78,170,50,78 \\
+        --no-show --output out.mp4 --results out.txt
+    mixformerv2 info
+
+Every user error (a camera that does not open, an unreadable video, an empty folder, a bad
+``--init``, a model or preset problem) is one line ``error: ...`` on stderr and exit code 2.
+Ctrl-C stops tracking, closes the outputs (the video stays playable) and exits with 130.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import platform
+import sys
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+from ._version import __version__
+from .demo import (SessionOptions, UsageError, check_outputs, has_display, parse_box,
+                   run_session)
+from .sources import SourceError, open_source
+
+log = logging.getLogger(__name__)
+
+TrackerFactory = Callable[..., Any]
+CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni",
+             "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16", "neon", "asimd")
+EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 2, 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser: ``mixformerv2 [-v] {track,info} ...``."""
+    parser = argparse.ArgumentParser(
+        prog="mixformerv2",
+        description="MixFormerV2 single-object tracking on the CPU (OpenVINO / ONNX Runtime).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more log output (-v info, -vv debug)")
+    sub = parser.add_subparsers(dest="command", metavar="{track,info}")
+    sub.required = True
+
+    track = sub.add_parser(
+        "track", help="track one object in a webcam, video, image folder or stream",
+        description="Track one object. With a display: pick the target with the mouse "
+        "(unless --init is given); keys r re-select, p pause, q/Esc quit. Without a display "
+        "(or with --no-show): --init is required, and --output/--results are written.",
+    )
+    track.add_argument("--source", "-s", default="0",
+                       help="camera index (0), video file, folder of images, or "
+                       "rtsp:// / http:// URL (default: 0)")
+    track.add_argument("--model", "-m", default=None,
+                       help="registered model name or path to a model file/folder "
+                       "(default: the package's default model; see `mixformerv2 info`)")
+    track.add_argument("--backend", "-b", default=None,
+                       help="inference backend: openvino or onnxruntime (default: the "
+                       "tracker's default)")
+    track.add_argument("--preset", "-p", default=None,
+                       help="tracking preset name (search factor, template update interval)")
+    track.add_argument("--precision", default=None,
+                       help="model precision variant, e.g. fp32 or int8 (default: the "
+                       "tracker's default)")
+    track.add_argument("--threads", "-t", type=_positive_int, default=None,
+                       help="CPU threads for inference (default: the backend's choice)")
+    track.add_argument("--init", "-i", default=None, metavar="X,Y,W,H",
+                       help="initial box in pixels on the first frame: left,top,width,height")
+    track.add_argument("--output", "-o", type=Path, default=None, metavar="OUT.mp4",
+                       help="write the annotated video (.mp4, .avi, .mkv, .mov)")
+    track.add_argument("--results", "-r", type=Path, default=None, metavar="OUT.txt",
+                       help="write one line x,y,w,h,score per frame (score is nan on the "
+                       "init frame)")
+    track.add_argument("--no-show", action="store_true",
+                       help="no window (headless); needs --init")
+    track.add_argument("--show-distributions", action="store_true",
+                       help="draw the four predicted edge distributions across the box edges")
+    track.set_defaults(func=cmd_track)
+
+    info = sub.add_parser("info", help="versions, backends, CPU features, registered models")
+    info.set_defaults(func=cmd_info)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def create_tracker(model: Optional[str] = None, backend: Optional[str] = None,
+                   preset: Optional[str] = None, threads: Optional[int] = None,
+                   precision: Optional[str] = None) -> Any:
+    """``mixformerv2_cpu.Tracker`` with only the options the user gave (others: defaults)."""
+    try:
+        from . import Tracker  # imported late: `info` and --help must work without a model
+    except ImportError as exc:
+        raise UsageError(f"the tracker cannot be imported: {exc}") from exc
+
+    kwargs: Dict[str, Any] = {"model": model, "backend": backend, "preset": preset,
+                              "threads": threads, "precision": precision}
+    return Tracker(**{k: v for k, v in kwargs.items() if v is not None})
+
+
+def cmd_track(args: argparse.Namespace, tracker_factory: Optional[TrackerFactory] = None) -> int:
+    """``mixformerv2 track``: open the source, build the tracker, run the session."""
+    init = parse_box(args.init) if args.init is not None else None
+    check_outputs(args.output, args.results)
+    show = not args.no_show and has_display()
+    if not args.no_show and not show:
+        log.info("no display found (DISPLAY/WAYLAND_DISPLAY unset): running headless")
+    if not show and init is None:
+        raise UsageError("no display (or --no-show): give the target with --init x,y,w,h")
+    source = open_source(args.source)
+    try:
+        factory = tracker_factory or create_tracker
+        tracker = factory(model=args.model, backend=args.backend, preset=args.preset,
+                          threads=args.threads, precision=args.precision)
+        if not show and args.output is None and args.results is None:
+            log.warning("headless without --output or --results: only the summary is printed")
+        opts = SessionOptions(init=init, output=args.output, results=args.results, show=show,
+                              show_distributions=args.show_distributions,
+                              progress=not show and not source.live and sys.stderr.isatty())
+        summary = run_session(source, tracker, opts)
+    finally:
+        source.close()
+    print(summary.line(), flush=True)
+    if args.output is not None:
+        log.info("annotated video: %s", args.output)
+    return EXIT_INTERRUPTED if summary.interrupted else EXIT_OK
+
+
+def cpu_info() -> Dict[str, Any]:
+    """CPU model and the SIMD/matrix flags that matter for inference (Linux /proc/cpuinfo)."""
+    out: Dict[str, Any] = {"model": platform.processor() or platform.machine(), "flags": None}
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return out
+    flags: set = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        if key in ("model name", "hardware") and out["model"] in ("", platform.machine()):
+            out["model"] = value.strip()
+        elif key in ("flags", "features") and not flags:
+            flags = set(value.split())
+    out["flags"] = [f for f in CPU_FLAGS if f in flags]
+    out["logical_cpus"] = sum(1 for ln in text.splitlines() if ln.startswith("processor"))
+    return out
+
+
+def _version_of(module: str) -> str:
+    try:
+        mod = __import__(module)
+    except Exception as exc:  # noqa: BLE001 - any import failure is "not available"
+        return f"not available ({type(exc).__name__}: {exc})"
+    return str(getattr(mod, "__version__", "unknown version"))
+
+
+def cmd_info(args: argparse.Namespace, tracker_factory: Optional[TrackerFactory] = None) -> int:
+    """``mixformerv2 info``: versions, backends, CPU flags, registered models, display."""
+    lines = [f"mixformerv2-cpu {__version__}",
+             f"python {platform.python_version()} on {platform.platform()}"]
+    for module in ("numpy", "cv2", "onnxruntime", "openvino"):
+        name = "opencv" if module == "cv2" else module
+        lines.append(f"  {name:<12} {_version_of(module)}")
+    lines.append("backends:")
+    try:
+        from .backends import available_backends
+
+        for name, reason in available_backends().items():
+            lines.append(f"  {name:<12} {'available' if reason is None else 'unavailable: ' + reason}")
+    except Exception as exc:  # noqa: BLE001 - info must print whatever it can
+        lines.append(f"  (cannot list backends: {exc})")
+    cpu = cpu_info()
+    lines.append(f"cpu: {cpu['model']}" + (f" ({cpu['logical_cpus']} logical CPUs)"
+                                             if cpu.get("logical_cpus") else ""))
+    if cpu["flags"] is not None:
+        lines.append(f"  flags: {' '.join(cpu['flags']) or '(none of ' + ', '.join(CPU_FLAGS) + ')'}")
+    lines.append("models:")
+    try:
+        from .models import list_models
+
+        names = list_models()
+        lines.extend(f"  {n}" for n in names)
+        if not names:
+            lines.append("  (none registered)")
+    except Exception as exc:  # noqa: BLE001
+        lines.append(f"  (cannot list models: {exc})")
+    lines.append(f"display: {'yes' if has_display() else 'no (use --no-show --init)'}")
+    print("\n".join(lines), flush=True)
+    return EXIT_OK
+
+
+def main(argv: Optional[List[str]] = None, *,
+         tracker_factory: Optional[TrackerFactory] = None) -> int:
+    """Entry point of ``mixformerv2``; returns the exit code (0 ok, 2 error, 130 Ctrl-C).
+
+    ``tracker_factory`` (keywords ``model, backend, preset, threads, precision`` -> tracker) replaces
+    :func:`create_tracker`; tests use it to inject a fake tracker.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error argparse already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_ERROR
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
+    from .errors import TrackerError
+
+    try:
+        return args.func(args, tracker_factory)
+    except (UsageError, SourceError, TrackerError) as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        return EXIT_ERROR
+    except OSError as exc:
+        print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
+              file=sys.stderr, flush=True)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

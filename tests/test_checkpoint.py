@@ -1,0 +1,116 @@
+"""Strict, safe loading of official-layout checkpoints."""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from mixformerv2_export.checkpoint import CheckpointError, load_model, read_checkpoint
+
+
+class TrainerSettings:
+    """Stands in for the reference trainer's pickled ``settings`` object."""
+
+    def __init__(self) -> None:
+        self.script_name = "mixformer2_vit_online"
+
+
+class Exploit:
+    """Unpickling this creates a marker folder: proves whether pickled code ran."""
+
+    marker: Path
+
+    def __reduce__(self):
+        import os
+
+        return (os.makedirs, (str(self.marker),))
+
+
+def _net(path: Path) -> dict:
+    return torch.load(path, weights_only=True)["net"]
+
+
+def test_trainer_checkpoint_with_custom_objects_loads_without_running_code(ckpt_small, tmp_path):
+    exploit = Exploit()
+    exploit.marker = tmp_path / "pwned"
+    path = tmp_path / "MixFormer_ep0500.pth.tar"
+    torch.save({"net": _net(ckpt_small), "settings": TrainerSettings(), "stats": exploit, "epoch": 500}, path)
+    with pytest.raises(pickle.UnpicklingError):  # the weights-only loader refuses this file
+        torch.load(path, weights_only=True)
+    model, variant = load_model(path, variant="small")
+    assert variant == "small" and not exploit.marker.exists()
+    ref, _ = load_model(ckpt_small)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), ref.state_dict().values()))
+
+
+def test_unsafe_pickle_only_on_request(ckpt_small, tmp_path):
+    exploit = Exploit()
+    exploit.marker = tmp_path / "ran"
+    path = tmp_path / "trainer.pth.tar"
+    torch.save({"net": _net(ckpt_small), "stats": exploit}, path)
+    read_checkpoint(path)
+    assert not exploit.marker.exists()
+    read_checkpoint(path, allow_unsafe_pickle=True)
+    assert exploit.marker.exists()  # the flag really does run pickled code, as its help says
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda sd: sd.pop("backbone.blocks.2.attn.proj.bias"), "missing key 'backbone.blocks.2.attn.proj.bias'"),
+    (lambda sd: sd.__setitem__("backbone.extra.weight", torch.zeros(3)), "unexpected key 'backbone.extra.weight'"),
+    (lambda sd: sd.__setitem__("box_head.layers.0.1.bias", torch.zeros(5)),
+     "key 'box_head.layers.0.1.bias' has shape (5,), expected (768,)"),
+])
+def test_strict_keys_are_named(ckpt_small, tmp_path, edit, message):
+    sd = _net(ckpt_small)
+    edit(sd)
+    path = tmp_path / "edited.pth.tar"
+    torch.save({"net": sd}, path)
+    with pytest.raises(CheckpointError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_model(path)
+
+
+def test_variant_mismatch_is_an_error(ckpt_small):
+    with pytest.raises(CheckpointError, match="--variant base given, but the file holds a small model"):
+        load_model(ckpt_small, variant="base")
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "not a PyTorch checkpoint or truncated"),
+    (b"hello, not a checkpoint", "not a PyTorch checkpoint or truncated"),
+])
+def test_unreadable_files(tmp_path, content, message):
+    path = tmp_path / "bad.pth.tar"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=message):
+        load_model(path)
+
+
+def test_truncated_checkpoint(ckpt_small, tmp_path):
+    path = tmp_path / "truncated.pth.tar"
+    path.write_bytes(ckpt_small.read_bytes()[: ckpt_small.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+        load_model(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(CheckpointError, match="checkpoint not found"):
+        load_model(tmp_path / "nope.pth.tar")
+
+
+def test_state_dict_of_another_model(tmp_path):
+    path = tmp_path / "resnet.pth.tar"
+    torch.save({"net": torch.nn.Linear(4, 2).state_dict()}, path)
+    with pytest.raises(CheckpointError, match="not a MixFormerV2 state_dict, missing key 'backbone.pos_embed_t'"):
+        load_model(path)
+
+
+def test_bare_state_dict_and_missing_net(ckpt_small, tmp_path):
+    bare = tmp_path / "bare.pth"
+    torch.save(_net(ckpt_small), bare)
+    assert load_model(bare)[1] == "small"
+    other = tmp_path / "other.pth"
+    torch.save({"model": 1}, other)
+    with pytest.raises(CheckpointError, match="no 'net' entry"):
+        load_model(other)
