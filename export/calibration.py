@@ -1,0 +1,70 @@
+"""Real template/search crop pairs from sequence folders, for INT8 calibration and its accuracy check.
+
+A source is a sequence folder (``img/*.jpg`` + ``groundtruth.txt`` with x,y,w,h lines) or a folder
+of such sequences. Crops use the runtime's own crop and normalisation.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mixformerv2_cpu.geometry import sample_target
+from mixformerv2_cpu.preprocess import normalize_patch
+
+
+@dataclass(frozen=True)
+class CropPair:
+    """Normalised crops (1,3,T,T), (1,3,T,T), (1,3,S,S) of one sequence at frames i (template) and j (search)."""
+
+    template: np.ndarray
+    online_template: np.ndarray
+    search: np.ndarray
+
+
+def find_sequences(sources: list[Path]) -> list[Path]:
+    seqs: list[Path] = []
+    for src in sources:
+        src = Path(src)
+        if (src / "groundtruth.txt").is_file() and (src / "img").is_dir():
+            seqs.append(src)
+        elif src.is_dir():
+            seqs.extend(p for p in sorted(src.iterdir()) if (p / "groundtruth.txt").is_file() and (p / "img").is_dir())
+    if not seqs:
+        raise ValueError(f"no sequence folders (img/*.jpg + groundtruth.txt) in {', '.join(map(str, sources))}")
+    return seqs
+
+
+def _read_gt(seq: Path) -> np.ndarray:
+    return np.loadtxt(seq / "groundtruth.txt", delimiter=",", ndmin=2)
+
+
+def sample_pairs(sources: list[Path], n: int, template_size: int, search_size: int, mean, std,
+                 seed: int = 0, search_factor: float = 4.5, template_factor: float = 2.0) -> list[CropPair]:
+    """``n`` crop pairs spread over all sequences: template at frame i, online template at a frame
+    near i, search at frame j > i cropped around the box of frame j-1 (as the tracker would)."""
+    rng = np.random.default_rng(seed)
+    seqs = find_sequences(sources)
+    frames = {s: sorted((s / "img").glob("*.jpg")) for s in seqs}
+    gts = {s: _read_gt(s) for s in seqs}
+    pairs = []
+    while len(pairs) < n:
+        seq = seqs[rng.integers(len(seqs))]
+        count = min(len(frames[seq]), len(gts[seq]))
+        if count < 3:
+            continue
+        i = int(rng.integers(0, count - 2))
+        j = int(min(count - 1, i + rng.integers(2, 30)))
+        o = int(min(count - 1, i + rng.integers(0, 10)))
+        boxes = gts[seq]
+        if not np.isfinite(boxes[[i, o, j - 1]]).all() or (boxes[[i, o, j - 1], 2:] <= 0).any():
+            continue
+        img = {k: cv2.imread(str(frames[seq][k])) for k in {i, o, j}}
+        t = sample_target(img[i], boxes[i], template_factor, template_size).patch
+        ot = sample_target(img[o], boxes[o], template_factor, template_size).patch
+        s = sample_target(img[j], boxes[j - 1], search_factor, search_size).patch
+        pairs.append(CropPair(normalize_patch(t, mean, std), normalize_patch(ot, mean, std),
+                              normalize_patch(s, mean, std)))
+    return pairs
