@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import ModelFileError
-from .manifest import MANIFEST_SUFFIX, Manifest, read_manifest
+from .manifest import MANIFEST_SUFFIX, Manifest, read_manifest, sha256_of
 
 DEFAULT_MODEL = "default"
 ENV_MODELS = "MIXFORMERV2_MODELS"
@@ -22,18 +22,19 @@ def _zoo() -> Path:
     return Path(str(resources.files("mixformerv2_cpu.zoo")))
 
 
-def _registry() -> dict[str, Path]:
-    reg: dict[str, Path] = {}
+def _registry() -> dict[str, tuple[Path, str | None]]:
+    """name -> (manifest path, its sha256 from registry.json or None for $MIXFORMERV2_MODELS folders)."""
+    reg: dict[str, tuple[Path, str | None]] = {}
     reg_file = _zoo() / "registry.json"
     if reg_file.is_file():
         for name, entry in json.loads(reg_file.read_text()).get("models", {}).items():
-            reg[name] = _zoo() / entry["manifest"]
+            reg[name] = (_zoo() / entry["manifest"], entry.get("sha256"))
     extra = os.environ.get(ENV_MODELS)
     if extra and Path(extra).is_dir():
         for sub in sorted(Path(extra).iterdir()):
             found = sorted(sub.glob(f"*{MANIFEST_SUFFIX}")) if sub.is_dir() else []
             if len(found) == 1:
-                reg.setdefault(read_manifest(found[0]).name, found[0])
+                reg.setdefault(read_manifest(found[0]).name, (found[0], None))
     return reg
 
 
@@ -58,7 +59,11 @@ def resolve_model(model: str | os.PathLike | None) -> Manifest:
     name = DEFAULT_MODEL if model is None else model
     reg = _registry()
     if isinstance(name, str) and name in reg:
-        return read_manifest(reg[name])
+        path, digest = reg[name]
+        if digest is not None and (not path.is_file() or sha256_of(path) != digest):
+            raise ModelFileError(f"registered model {name!r}: {path} is missing or does not match the registry's "
+                                 "sha256; reinstall the package")
+        return read_manifest(path)
     path = Path(name)
     if path.is_dir():
         return read_manifest(find_manifest(path))

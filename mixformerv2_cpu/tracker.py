@@ -104,8 +104,9 @@ class MultiTracker:
                                           gate=self.preset.update_gate, decay=self.preset.score_decay)
             session.targets.append(_Target(box=b, policy=policy))
         stacked = np.concatenate(tensors)
-        session.templates = self.engine.templates(stacked, stacked.copy())
+        session.templates = TemplateState(stacked, stacked.copy(), None)
         self._session = session
+        self._refresh_templates(list(range(len(boxes))))
 
     def update(self, frame: np.ndarray) -> list[tuple[bool, Box]]:
         """Track every target into ``frame``; returns [(ok, (x, y, w, h)), ...] in init order."""
@@ -139,10 +140,16 @@ class MultiTracker:
         return [(t.score >= p.lost_threshold, t.box) for t in s.targets]
 
     def _refresh_templates(self, idx: list[int]) -> None:
+        """Re-encode the templates of targets ``idx``, one at a time: the template graph only ever
+        runs with batch 1 (no recompilation for every count of targets that change together)."""
         st = self._session.templates
-        fresh = self.engine.templates(st.template[idx], st.online[idx])
-        if st.kv is not None:
-            st.kv[idx] = fresh.kv
+        for i in idx:
+            kv = self.engine.templates(st.template[i:i + 1], st.online[i:i + 1]).kv
+            if kv is None:  # full-graph mode keeps only the crops
+                continue
+            if st.kv is None:
+                st.kv = np.empty((len(st.template),) + kv.shape[1:], kv.dtype)
+            st.kv[i] = kv[0]
 
     @property
     def scores(self) -> list[float]:
