@@ -20,39 +20,25 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
-import multiprocessing as mp
 import os
 import re
-import socket
 import sys
 import time
-import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence as Seq, Tuple
+from typing import List, Optional, Sequence as Seq, Tuple
 
 import numpy as np
 
 from .datasets import FORMATS, Dataset, load_dataset
-from .metrics import METRIC_KEYS, PROTOCOLS, aggregate, evaluate_sequence, fps_from_times
+from .distributed import Job, JobResult, TrackerSpec, execute_dask, execute_local, run_job
+from .metrics import PROTOCOLS, aggregate, evaluate_sequence, fps_from_times
 from .peers import ENV_PEERS_DIR, PEERS, make_tracker
 
+__all__ = ["Job", "JobResult", "TrackerSpec", "ResultStore", "evaluate", "main", "parse_tracker", "run_job",
+           "summarize", "write_summary"]
+
 log = logging.getLogger(__name__)
-Box = Tuple[float, float, float, float]
 DEFAULT_PEERS_DIR = Path("..") / "shared" / "data" / "peers"
-
-
-@dataclass(frozen=True)
-class TrackerSpec:
-    """label: output folder name; target: peer / model name / export folder / ``module:Factory`` / None
-    (default model); threads: thread count given to that tracker (and to cv2)."""
-
-    label: str
-    target: Optional[str]
-    threads: int
 
 
 def parse_tracker(text: str, threads: int) -> TrackerSpec:
@@ -75,78 +61,6 @@ def parse_tracker(text: str, threads: int) -> TrackerSpec:
         else:
             label = Path(target).name or target
     return TrackerSpec(re.sub(r"[^\w.+-]", "_", label), target, max(1, threads))
-
-
-@dataclass(frozen=True)
-class Job:
-    """One tracker on one sequence; frames are absolute paths, init_box the first-frame x, y, w, h."""
-
-    spec: TrackerSpec
-    seq_name: str
-    frames: Tuple[str, ...]
-    init_box: Box
-    backend: str = "openvino"
-    preset: Optional[str] = None
-    peers_dir: Optional[str] = None
-
-
-@dataclass
-class JobResult:
-    """boxes (N, 4) x,y,w,h; times (N,) seconds (frame 1 = init); scores (N,); error = traceback text."""
-
-    tracker: str
-    seq_name: str
-    boxes: Optional[np.ndarray] = None
-    times: Optional[np.ndarray] = None
-    scores: Optional[np.ndarray] = None
-    error: Optional[str] = None
-    host: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
-
-
-def _read_frame(path: str) -> np.ndarray:
-    import cv2
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    if img is None:
-        raise IOError(f"cannot read frame {path}")
-    return img
-
-
-def run_job(job: Job) -> JobResult:
-    """Track one sequence (runs in a worker process). Exceptions become ``JobResult.error``.
-
-    Only the tracker calls are timed (not the JPEG decode). An update that returns an invalid box
-    (NaN, w or h <= 0) records the previous box instead.
-    """
-    try:
-        import cv2
-        cv2.setNumThreads(job.spec.threads)
-        try:
-            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-        except AttributeError:  # pragma: no cover
-            pass
-        tracker = make_tracker(job.spec.target, threads=job.spec.threads, backend=job.backend,
-                               peers_dir=Path(job.peers_dir) if job.peers_dir else None, preset=job.preset)
-        n = len(job.frames)
-        boxes = np.zeros((n, 4))
-        times = np.zeros(n)
-        scores = np.full(n, np.nan)
-        frame = _read_frame(job.frames[0])
-        t0 = time.perf_counter()
-        tracker.init(frame, job.init_box)
-        times[0] = time.perf_counter() - t0
-        boxes[0] = job.init_box
-        for i in range(1, n):
-            frame = _read_frame(job.frames[i])
-            t0 = time.perf_counter()
-            _ok, box = tracker.update(frame)
-            times[i] = time.perf_counter() - t0
-            b = np.asarray(box, dtype=np.float64).reshape(-1)
-            valid = b.size == 4 and np.isfinite(b).all() and b[2] > 0 and b[3] > 0
-            boxes[i] = b if valid else boxes[i - 1]
-            scores[i] = float(getattr(tracker, "score", math.nan))
-        return JobResult(job.spec.label, job.seq_name, boxes, times, scores)
-    except Exception:  # noqa: BLE001 - one failing sequence must not stop the others
-        return JobResult(job.spec.label, job.seq_name, error=traceback.format_exc())
 
 
 # ------------------------------------------------------------------------------------ result files
@@ -217,42 +131,6 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 # --------------------------------------------------------------------------------------- execution
-OnResult = Callable[[JobResult], None]
-
-
-def execute_local(jobs: Seq[Job], workers: int, on_result: OnResult, max_attempts: int = 3) -> None:
-    """Run jobs in ``workers`` spawned processes (in this process when workers <= 1).
-
-    A worker that dies (segfault, out of memory) breaks the pool: the pool is rebuilt and the
-    unfinished jobs resubmitted; a job still unfinished after ``max_attempts`` pools is reported failed.
-    """
-    if workers <= 1:
-        for job in jobs:
-            on_result(run_job(job))
-        return
-    ctx = mp.get_context("spawn")
-    pending = list(jobs)
-    attempts: Dict[Tuple[str, str], int] = {}
-    while pending:
-        retry: List[Job] = []
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = {pool.submit(run_job, job): job for job in pending}
-            for fut in as_completed(futures):
-                job = futures[fut]
-                try:
-                    on_result(fut.result())
-                except BrokenProcessPool as exc:
-                    key = (job.spec.label, job.seq_name)
-                    attempts[key] = attempts.get(key, 0) + 1
-                    if attempts[key] >= max_attempts:
-                        on_result(JobResult(job.spec.label, job.seq_name, error=f"worker process died: {exc}"))
-                    else:
-                        retry.append(job)
-        if retry:
-            log.warning("a worker process died; resubmitting %d unfinished job(s)", len(retry))
-        pending = retry
-
-
 class Progress:
     """tqdm bar (if installed and enabled) with sequences done and aggregate frames per second."""
 
@@ -322,13 +200,25 @@ def summarize(dataset: Dataset, store: ResultStore, trackers: Optional[Seq[str]]
     return out
 
 
+def _json_safe(obj: object) -> object:
+    """NaN / inf -> None (JSON null), recursively."""
+    if isinstance(obj, float):
+        return obj if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
 def write_summary(summary: dict, root: Path, plots: bool = True) -> List[Path]:
-    """summary.json, summary.md and (optionally) the PNG plots in ``root``; returns the written paths."""
+    """summary.json (NaN written as null), summary.md and (optionally) the PNG plots in ``root``;
+    returns the written paths."""
     from .plots import markdown_summary, plot_curves
 
     root.mkdir(parents=True, exist_ok=True)
     js = root / "summary.json"
-    _atomic_write(js, json.dumps(summary, indent=1, allow_nan=True))
+    _atomic_write(js, json.dumps(_json_safe(summary), indent=1, allow_nan=False))
     md = root / "summary.md"
     _atomic_write(md, markdown_summary(summary))
     paths = [js, md]
@@ -368,13 +258,12 @@ def evaluate(dataset: Dataset, specs: Seq[TrackerSpec], out_dir: Path, workers: 
 
     try:
         if dask:
-            from .distributed import execute_dask
             execute_dask(jobs, on_result, address=None if dask == "local" else dask, n_workers=workers)
         else:
             execute_local(jobs, workers, on_result)
     finally:
         bar.close()
-    summary = summarize(dataset, store)
+    summary = summarize(dataset, store, sorted(set(store.trackers()) | {s.label for s in specs}))
     write_summary(summary, store.root, plots=plots)
     return summary, failures
 
@@ -422,6 +311,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     from .datasets import DatasetError
     from .peers import PeerUnavailable
 
+    if not args.verbose:  # Dask logs its cluster life at INFO; OpenCV's dnn warns on every model load
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+        try:
+            import cv2
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        except (ImportError, AttributeError):  # pragma: no cover
+            pass
     workers = max(1, args.workers)
     threads = args.threads or max(1, (os.cpu_count() or 1) // workers)
     peers_dir = args.peers_dir or default_peers_dir()

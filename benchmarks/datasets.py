@@ -73,8 +73,7 @@ class Sequence:
     @property
     def init_box(self) -> Tuple[float, float, float, float]:
         """First-frame box ``(x, y, w, h)``."""
-        x, y, w, h = (float(v) for v in self.gt[0])
-        return x, y, w, h
+        return tuple(float(v) for v in self.gt[0])  # type: ignore[return-value]
 
     def frame_size(self) -> Tuple[int, int]:
         """(width, height): ``image_size`` if known, else read from the first frame."""
@@ -133,20 +132,12 @@ def _mask_box(vals: List[int]) -> np.ndarray:
     """VOT run-length mask (offset x, offset y, width, height, runs starting with zeros) -> box."""
     if len(vals) < 4:
         raise ValueError("VOT mask line needs offset x, offset y, width, height")
-    x0, y0, w, _h = vals[:4]
-    rows: List[int] = []
-    cols: List[int] = []
-    pos = 0
-    for i, run in enumerate(vals[4:]):
-        if i % 2 == 1 and run > 0:
-            first, last = pos, pos + run - 1
-            rows += [first // w, last // w]
-            cols += [first % w, last % w] if first // w == last // w else [0, w - 1]
-        pos += run
-    if not rows:
+    x0, y0, w, h = vals[:4]
+    flat = np.repeat(np.arange(len(vals) - 4) % 2, vals[4:]).astype(bool)
+    rows, cols = np.nonzero(np.pad(flat, (0, max(0, w * h - flat.size)))[: w * h].reshape(h, w))
+    if not rows.size:
         return np.full(4, np.nan)
-    return np.array([x0 + min(cols), y0 + min(rows), max(cols) - min(cols) + 1, max(rows) - min(rows) + 1],
-                    dtype=np.float64)
+    return np.array([x0 + cols.min(), y0 + rows.min(), np.ptp(cols) + 1, np.ptp(rows) + 1], dtype=np.float64)
 
 
 def read_boxes(path: Path) -> np.ndarray:
@@ -207,8 +198,12 @@ def _frame_range(frames: List[Path], first: int, count: int) -> Tuple[List[Path]
 
 def _make_seq(name: str, frames: List[Path], problems: List[str], gt_file: Path,
               full_gt: bool = True, absent: Optional[np.ndarray] = None,
-              image_size: Optional[Tuple[int, int]] = None) -> Sequence:
-    """Read ground truth, mark absent frames as NaN rows and check the sequence."""
+              image_size: Optional[Tuple[int, int]] = None, first_frame: Optional[int] = None) -> Sequence:
+    """Read ground truth, mark absent frames as NaN rows and check the sequence.
+
+    ``first_frame``: when the folder holds more frames than the annotation has lines, keep the
+    frames numbered first_frame .. first_frame + lines - 1 (official sub-ranges of OTB / UAV123).
+    """
     gt = np.full((0, 4), np.nan)
     if not gt_file.is_file():
         problems.append(f"missing ground-truth file {gt_file}")
@@ -224,6 +219,9 @@ def _make_seq(name: str, frames: List[Path], problems: List[str], gt_file: Path,
             gt[absent.astype(bool)] = np.nan
     if not full_gt:
         gt = gt[:1]
+    if first_frame is not None and frames and not problems and 0 < len(gt) < len(frames):
+        frames, more = _frame_range(frames, first_frame, len(gt))
+        problems += more
     seq = Sequence(name, frames, gt, full_gt=full_gt, image_size=image_size, problems=problems)
     if frames and len(gt):
         if full_gt and len(gt) != len(frames):
@@ -345,26 +343,19 @@ def load_otb(root: Path, subset: Optional[str] = None) -> List[Sequence]:
     out = []
     for d in seqs:
         gts = sorted(d.glob("groundtruth_rect*.txt"))
-        all_frames, base_problems = list_frames(d / "img")
+        frames, problems = list_frames(d / "img")
         for gt_file in gts:
             k = gt_file.name[len("groundtruth_rect"):-len(".txt")].strip(".")
-            name = f"{d.name}-{k}" if k else d.name
-            frames, problems = all_frames, list(base_problems)
-            if d.name in _OTB_FIRST_FRAME and gt_file.is_file():
-                try:
-                    n = len(read_boxes(gt_file))
-                except ValueError:
-                    n = len(frames)
-                if n != len(frames):
-                    frames, problems = _frame_range(all_frames, _OTB_FIRST_FRAME[d.name], n)
-            out.append(_make_seq(name, frames, problems, gt_file))
+            out.append(_make_seq(f"{d.name}-{k}" if k else d.name, frames, list(problems), gt_file,
+                                 first_frame=_OTB_FIRST_FRAME.get(d.name)))
     return out
 
 
 def load_uav123(root: Path, subset: Optional[str] = None) -> List[Sequence]:
     """UAV123: ``<root>/anno/<subset>/<seq>.txt`` (NaN rows = absent) and
     ``<root>/data_seq/UAV123/<folder>/000001.jpg``. subset "UAV123" (default) or "UAV20L".
-    Sub-sequences ``<folder>_<k>`` take their official frame range from the folder ``<folder>``.
+    Sub-sequences ``<folder>_<k>`` take their official frame range from the folder ``<folder>``; a
+    folder with more frames than annotation lines is cut to the annotated range, as the toolkits do.
     """
     subset = subset or "UAV123"
     anno_dir = _require(root / "anno" / subset, "UAV123 layout")
@@ -375,16 +366,8 @@ def load_uav123(root: Path, subset: Optional[str] = None) -> List[Sequence]:
         folder = data_dir / name
         if not folder.is_dir() and re.search(r"_\d+$", name):
             folder = data_dir / re.sub(r"_\d+$", "", name)
-        all_frames, problems = list_frames(folder)
-        frames = all_frames
-        if all_frames and not problems:
-            try:
-                n = len(read_boxes(gt_file))
-            except ValueError:
-                n = 0
-            if folder.name != name or name in _UAV123_FIRST_FRAME or n < len(all_frames):
-                frames, problems = _frame_range(all_frames, _UAV123_FIRST_FRAME.get(name, 1), n)
-        out.append(_make_seq(name, frames, problems, gt_file))
+        frames, problems = list_frames(folder)
+        out.append(_make_seq(name, frames, problems, gt_file, first_frame=_UAV123_FIRST_FRAME.get(name, 1)))
     if not out:
         raise DatasetLayoutError(f"UAV123 layout: no annotation file in {anno_dir} (missing {anno_dir}/<seq>.txt)")
     return out
@@ -444,8 +427,8 @@ def detect_format(root: Path) -> str:
     subdirs = _subdirs(root)
     if (root / "list.txt").is_file():
         first = _read_list(root / "list.txt")[:1]
-        if first and ((root / first[0] / "absence.label").is_file() or (root / first[0] / "cover.label").is_file()):
-            return "got10k"
+        if first and any((root / first[0] / f).is_file() for f in ("absence.label", "cover.label", "meta_info.ini")):
+            return "got10k"  # a GOT-10k split folder
         return "vot"
     if any(next(d.glob("groundtruth_rect*.txt"), None) for d in subdirs):
         return "otb"

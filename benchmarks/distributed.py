@@ -1,20 +1,157 @@
-"""Optional Dask path of the evaluation runner (extra ``distributed``: ``pip install dask[distributed]``).
+"""Where evaluation jobs run: the worker function, a local process pool, and a Dask cluster.
 
-Each (tracker, sequence) job is one Dask task running :func:`.accuracy.run_job` on a worker; results
-(boxes (N, 4), times (N,), scores (N,)) travel back to the client, which writes every file, so the
-workers need read access to the frames under the same paths (a shared file system) and the
-``mixformerv2-cpu`` package installed, but no access to the output folder. Start workers with one
-thread each (``dask worker ADDRESS --nthreads 1``) so that one worker runs one tracker at a time;
-the tracker's own thread count comes from the job (``--threads`` / ``NAME:THREADS``).
+A job is one tracker on one sequence (:class:`Job`); :func:`run_job` tracks it and returns boxes
+(N, 4) ``x, y, w, h`` (top-left corner, pixels), per-frame seconds (N,) and scores (N,) to the caller,
+which writes every file, so workers never touch the output folder.
+
+Local: :func:`execute_local` runs jobs in spawned processes (``--workers N``), rebuilding the pool
+when a worker process dies. Dask (optional extra ``distributed``: ``pip install dask[distributed]``):
+:func:`execute_dask` makes every job one task; the workers need read access to the frames under the
+same paths (a shared file system) and the ``mixformerv2-cpu`` package installed, but no access to
+the output folder. Start workers with one thread each (``dask worker ADDRESS --nthreads 1``) so that
+one worker runs one tracker at a time; the tracker's own thread count comes from the job
+(``--threads`` / ``NAME:THREADS``).
 """
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional, Sequence
+import math
+import multiprocessing as mp
+import os
+import socket
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from .accuracy import Job, JobResult, OnResult, run_job
+import numpy as np
+
+from .peers import make_tracker
 
 log = logging.getLogger(__name__)
+Box = Tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class TrackerSpec:
+    """label: output folder name; target: peer / model name / export folder / ``module:Factory`` / None
+    (default model); threads: thread count given to that tracker (and to cv2)."""
+
+    label: str
+    target: Optional[str]
+    threads: int
+
+
+@dataclass(frozen=True)
+class Job:
+    """One tracker on one sequence; frames are absolute paths, init_box the first-frame x, y, w, h."""
+
+    spec: TrackerSpec
+    seq_name: str
+    frames: Tuple[str, ...]
+    init_box: Box
+    backend: str = "openvino"
+    preset: Optional[str] = None
+    peers_dir: Optional[str] = None
+
+
+@dataclass
+class JobResult:
+    """boxes (N, 4) x,y,w,h; times (N,) seconds (frame 1 = init); scores (N,); error = traceback text."""
+
+    tracker: str
+    seq_name: str
+    boxes: Optional[np.ndarray] = None
+    times: Optional[np.ndarray] = None
+    scores: Optional[np.ndarray] = None
+    error: Optional[str] = None
+    host: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+
+
+def _read_frame(path: str) -> np.ndarray:
+    import cv2
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        raise IOError(f"cannot read frame {path}")
+    return img
+
+
+def run_job(job: Job) -> JobResult:
+    """Track one sequence (runs in a worker process). Exceptions become ``JobResult.error``.
+
+    Only the tracker calls are timed (not the JPEG decode). An update that returns an invalid box
+    (NaN, w or h <= 0) records the previous box instead.
+    """
+    try:
+        import cv2
+        cv2.setNumThreads(job.spec.threads)
+        try:
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        except AttributeError:  # pragma: no cover
+            pass
+        tracker = make_tracker(job.spec.target, threads=job.spec.threads, backend=job.backend,
+                               peers_dir=Path(job.peers_dir) if job.peers_dir else None, preset=job.preset)
+        n = len(job.frames)
+        boxes = np.zeros((n, 4))
+        times = np.zeros(n)
+        scores = np.full(n, np.nan)
+        frame = _read_frame(job.frames[0])
+        t0 = time.perf_counter()
+        tracker.init(frame, job.init_box)
+        times[0] = time.perf_counter() - t0
+        boxes[0] = job.init_box
+        for i in range(1, n):
+            frame = _read_frame(job.frames[i])
+            t0 = time.perf_counter()
+            _ok, box = tracker.update(frame)
+            times[i] = time.perf_counter() - t0
+            b = np.asarray(box, dtype=np.float64).reshape(-1)
+            valid = b.size == 4 and np.isfinite(b).all() and b[2] > 0 and b[3] > 0
+            boxes[i] = b if valid else boxes[i - 1]
+            scores[i] = float(getattr(tracker, "score", math.nan))
+        return JobResult(job.spec.label, job.seq_name, boxes, times, scores)
+    except Exception:  # noqa: BLE001 - one failing sequence must not stop the others
+        return JobResult(job.spec.label, job.seq_name, error=traceback.format_exc())
+
+
+# --------------------------------------------------------------------------------------- execution
+OnResult = Callable[[JobResult], None]
+
+
+def execute_local(jobs: Sequence[Job], workers: int, on_result: OnResult, max_attempts: int = 3) -> None:
+    """Run jobs in ``workers`` spawned processes (in this process when workers <= 1).
+
+    A worker that dies (segfault, out of memory) breaks the pool: the pool is rebuilt and the
+    unfinished jobs resubmitted; a job still unfinished after ``max_attempts`` pools is reported failed.
+    """
+    if workers <= 1:
+        for job in jobs:
+            on_result(run_job(job))
+        return
+    ctx = mp.get_context("spawn")
+    pending = list(jobs)
+    attempts: Dict[Tuple[str, str], int] = {}
+    while pending:
+        retry: List[Job] = []
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = {pool.submit(run_job, job): job for job in pending}
+            for fut in as_completed(futures):
+                job = futures[fut]
+                try:
+                    on_result(fut.result())
+                except BrokenProcessPool as exc:
+                    key = (job.spec.label, job.seq_name)
+                    attempts[key] = attempts.get(key, 0) + 1
+                    if attempts[key] >= max_attempts:
+                        on_result(JobResult(job.spec.label, job.seq_name, error=f"worker process died: {exc}"))
+                    else:
+                        retry.append(job)
+        if retry:
+            log.warning("a worker process died; resubmitting %d unfinished job(s)", len(retry))
+        pending = retry
 
 
 def execute_dask(jobs: Sequence[Job], on_result: OnResult, address: Optional[str] = None,

@@ -63,15 +63,16 @@ class PeerTracker:
         self._tracker = self._factory()
         self._tracker.init(frame, rect)
         self._box = (x, y, w, h)
-        self.score = 1.0 if self._has_score else math.nan
+        self.score = math.nan  # no update yet
 
     def update(self, frame: Any) -> Tuple[bool, Box]:
-        """Track into ``frame``; returns (found, (x, y, w, h)). When not found the last box is kept."""
+        """Track into ``frame``; returns (found, (x, y, w, h)). The tracker's box is returned even when
+        not found; when OpenCV gives none (empty rectangle on failure) the last box is repeated."""
         if self._tracker is None:
             raise RuntimeError(f"{self.name}: update() called before init()")
         ok, rect = self._tracker.update(frame)
         box = tuple(float(v) for v in rect)
-        if ok and len(box) == 4 and box[2] > 0 and box[3] > 0:
+        if len(box) == 4 and box[2] > 0 and box[3] > 0:
             self._box = box  # type: ignore[assignment]
         self.score = float(self._tracker.getTrackingScore()) if self._has_score else math.nan
         return bool(ok), self._box

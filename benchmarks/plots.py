@@ -12,12 +12,19 @@ import math
 from pathlib import Path
 from typing import Dict, List
 
+import numpy as np
+
 from .metrics import CENTER_THRESHOLDS, IOU_THRESHOLDS, NORM_CENTER_THRESHOLDS
 
 log = logging.getLogger(__name__)
 
 COLUMNS = (("auc", "AUC"), ("precision", "P@20px"), ("norm_precision", "NP@0.2"),
            ("ao", "AO"), ("sr50", "SR0.5"), ("sr75", "SR0.75"))
+
+
+def _f(v: object) -> float:
+    """Score as float; None (JSON null) -> NaN."""
+    return float("nan") if v is None else float(v)  # type: ignore[arg-type]
 
 
 def _pct(v: object) -> str:
@@ -33,8 +40,8 @@ def _ranked(summary: dict) -> List[str]:
     trk = summary["trackers"]
 
     def key(name: str) -> float:
-        v = trk[name]["overall"].get("auc", float("nan"))
-        return -v if isinstance(v, float) and not math.isnan(v) else math.inf
+        v = _f(trk[name]["overall"].get("auc"))
+        return math.inf if math.isnan(v) else -v
     return sorted(trk, key=key)
 
 
@@ -101,7 +108,7 @@ def plot_curves(summary: dict, out_dir: Path) -> List[Path]:
     paths = []
     for curve, (xs, score, xlabel, ylabel, title, loc) in specs.items():
         fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=100)
-        order = sorted(names, key=lambda n: -summary["trackers"][n]["overall"][score])
+        order = sorted(names, key=lambda n: -np.nan_to_num(_f(summary["trackers"][n]["overall"].get(score)), nan=-1))
         for i, name in enumerate(order):
             t = summary["trackers"][name]
             ax.plot(xs, t["curves"][curve], linewidth=2, linestyle="-" if i < 10 else "--",

@@ -3,7 +3,7 @@
 Examples::
 
     mixformerv2 track --source 0                        # webcam, pick the target with the mouse
-    mixformerv2 track --source samples/sample_clip.mp4 --init 78,170,50,78 \\
+    mixformerv2 track --source samples/sample_clip.mp4 --init 127,230,70,89 \\
         --no-show --output out.mp4 --results out.txt
     mixformerv2 info
 
@@ -68,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--threads", "-t", type=_positive_int, default=None,
                        help="CPU threads for inference (default: the backend's choice)")
     track.add_argument("--init", "-i", default=None, metavar="X,Y,W,H",
-                       help="initial box in pixels on the first frame: left,top,width,height")
+                       help="initial box in pixels on the first frame: left,top,width,height "
+                       "(a negative left needs the = form: --init=-5,20,40,60)")
     track.add_argument("--output", "-o", type=Path, default=None, metavar="OUT.mp4",
                        help="write the annotated video (.mp4, .avi, .mkv, .mov)")
     track.add_argument("--results", "-r", type=Path, default=None, metavar="OUT.txt",

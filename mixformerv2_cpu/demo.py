@@ -29,7 +29,7 @@ from typing import IO, List, Optional, Protocol, Sequence, Tuple
 import cv2
 import numpy as np
 
-from .drawing import draw_tracking
+from .drawing import draw_tracking, put_label
 from .sources import Frame, FrameSource, SourceError
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,7 @@ def open_writer(path: Path, fps: float, size: Tuple[int, int]) -> "cv2.VideoWrit
     """A VideoWriter for ``path`` (codec by extension); UsageError if it cannot be opened."""
     fourcc = check_outputs(path, None)
     assert fourcc is not None
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*fourcc), fps, size)
     if not writer.isOpened():
         raise UsageError(f"cannot write video {path} with codec {fourcc}")
     return writer
@@ -168,15 +168,24 @@ class Display:
 
     def __init__(self) -> None:
         try:
-            cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
+            flags = cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL
+            cv2.namedWindow(WINDOW, flags)
         except cv2.error as exc:
             raise UsageError(
                 "this OpenCV build cannot open windows (opencv-python-headless?); install "
                 "opencv-python, or run with --no-show --init x,y,w,h"
             ) from exc
 
+        self._sized = False
+
+    def _size_to(self, img: np.ndarray) -> None:
+        if not self._sized:  # resizable window, opened at the frame's own size
+            cv2.resizeWindow(WINDOW, img.shape[1], img.shape[0])
+            self._sized = True
+
     def show(self, img: np.ndarray) -> int:
         """Show a frame, return the key pressed within 1 ms (-1 if none)."""
+        self._size_to(img)
         cv2.imshow(WINDOW, img)
         return cv2.waitKey(1) & 0xFF
 
@@ -191,6 +200,7 @@ class Display:
 
     def select(self, img: np.ndarray) -> Optional[Box]:
         """Mouse box on ``img`` (Enter/Space confirms, c cancels); None when cancelled."""
+        self._size_to(img)
         shown = img.copy()
         cv2.putText(shown, "drag a box around the target, then Enter (c: cancel)", (8, 20),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 255, 255), 1, cv2.LINE_AA)
@@ -207,8 +217,9 @@ class Display:
 class _Progress:
     """A one-line progress bar on stderr (only for sources of known length)."""
 
-    def __init__(self, total: Optional[int], stream: IO[str] = sys.stderr) -> None:
-        self.total, self.stream, self._last = total, stream, 0.0
+    def __init__(self, total: Optional[int], stream: Optional[IO[str]] = None) -> None:
+        self.total, self._last = total, 0.0
+        self.stream = stream if stream is not None else sys.stderr
 
     def update(self, done: int, fps: float, force: bool = False) -> None:
         now = time.monotonic()
@@ -256,16 +267,17 @@ def run_session(
         if opts.show and display is None:
             display = Display()
         if opts.init is not None:
-            box: Optional[Box] = fit_box(opts.init, width, height)
+            box = fit_box(opts.init, width, height)
         elif display is not None:
-            box = display.select(first.image)
-            if box is None:
+            picked = display.select(first.image)
+            if picked is None:
                 log.info("no target selected; quitting")
                 return summary
+            box = picked
         else:
             raise UsageError("headless tracking (--no-show or no display) needs --init x,y,w,h")
         if opts.results is not None:
-            results = open(opts.results, "w", encoding="utf-8")
+            results = open(opts.results, "w", encoding="utf-8", buffering=1)  # line-buffered
         if opts.output is not None:
             fps_out = source.fps or 25.0
             writer = open_writer(opts.output, fps_out, (width, height))
@@ -321,6 +333,9 @@ def _loop(
                 break
             if key == ord("p"):
                 paused = not paused
+                if paused:
+                    display.show(put_label(shown.copy(), "PAUSED (p: resume)", (6, 34),
+                                           color=(0, 255, 255), scale=0.6))
             if key == ord("r"):
                 picked = display.select(frame.image)
                 if picked is not None:

@@ -130,9 +130,10 @@ def draw_distributions(
         cv2.fillPoly(overlay, [poly], EDGE_COLORS[row], cv2.LINE_AA)
         lines.append((row, pts.round().astype(np.int32), ends.round().astype(np.int32)))
     cv2.addWeighted(overlay, alpha, img, 1.0 - alpha, 0.0, dst=img)
-    for row, pts, ends in lines:
-        cv2.line(img, tuple(ends[0]), tuple(ends[1]), EDGE_COLORS[row], 1, cv2.LINE_AA)
-        cv2.polylines(img, [pts], False, EDGE_COLORS[row], 1, cv2.LINE_AA)
+    for row, curve, base_line in lines:
+        p0, p1 = (int(v) for v in base_line[0]), (int(v) for v in base_line[1])
+        cv2.line(img, tuple(p0), tuple(p1), EDGE_COLORS[row], 1, cv2.LINE_AA)
+        cv2.polylines(img, [curve], False, EDGE_COLORS[row], 1, cv2.LINE_AA)
     return img
 
 

@@ -98,13 +98,13 @@ def paste(frame: np.ndarray, rgba: np.ndarray, x: float, y: float, scale: float
     """
     h, w = rgba.shape[:2]
     sw, sh = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
-    img = rgba.astype(np.float32)
-    img[..., :3] *= img[..., 3:4] / 255.0           # premultiply: no dark fringes when scaling
-    img = cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA)
+    pre = rgba.astype(np.float32)
+    pre[..., :3] *= pre[..., 3:4] / 255.0           # premultiply: no dark fringes when scaling
+    small = cv2.resize(pre, (sw, sh), interpolation=cv2.INTER_AREA)
     # sub-pixel placement: shift by the fractional part before pasting at the integer part
     ix, iy = int(np.floor(x)), int(np.floor(y))
-    m = np.float32([[1, 0, x - ix], [0, 1, y - iy]])
-    img = cv2.warpAffine(img, m, (sw + 1, sh + 1), flags=cv2.INTER_LINEAR)
+    m = np.array([[1, 0, x - ix], [0, 1, y - iy]], dtype=np.float32)
+    img = cv2.warpAffine(small, m, (sw + 1, sh + 1), flags=cv2.INTER_LINEAR)
     alpha = img[..., 3] / 255.0
     fx1, fy1 = max(ix, 0), max(iy, 0)
     fx2, fy2 = min(ix + sw + 1, frame.shape[1]), min(iy + sh + 1, frame.shape[0])
@@ -143,7 +143,7 @@ def render(images: Path) -> Tuple[List[np.ndarray], List[Tuple[float, float, flo
         t = k / (N - 1)
         cam_x = PAN * smooth(t)
         cam_y = 3.0 * np.sin(2 * np.pi * k / 37.0)            # a little hand shake
-        m = np.float32([[1, 0, -cam_x], [0, 1, -cam_y]])
+        m = np.array([[1, 0, -cam_x], [0, 1, -cam_y]], dtype=np.float32)
         frame = cv2.warpAffine(world, m, (W, H), flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_REFLECT)
         # distractor: farther away (smaller, higher feet), walks left, drawn first (behind)
@@ -176,7 +176,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     frames, boxes = render(arcade_images_dir(args.arcade_images))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fourcc = "MJPG" if args.out.suffix.lower() == ".avi" else "mp4v"
-    writer = cv2.VideoWriter(str(args.out), cv2.VideoWriter_fourcc(*fourcc), FPS, (W, H))
+    writer = cv2.VideoWriter(str(args.out), cv2.VideoWriter.fourcc(*fourcc), FPS, (W, H))
     if not writer.isOpened():
         raise SystemExit(f"cannot write {args.out}")
     for frame in frames:

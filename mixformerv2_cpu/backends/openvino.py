@@ -66,5 +66,5 @@ class OpenVinoGraph:
     def __call__(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         check_feeds(self, feeds)
         req = self._request(int(feeds[self.input_names[0]].shape[0]))
-        req.infer({n: np.ascontiguousarray(feeds[n]) for n in self.input_names})
+        req.infer({n: np.ascontiguousarray(feeds[n]) for n in self.input_names}, share_inputs=True)
         return {n: req.get_tensor(n).data.copy() for n in self.output_names}
