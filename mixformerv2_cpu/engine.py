@@ -13,12 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backends import backend_format, load_graph
-from .errors import ModelFileError
+from .errors import BackendError, ModelFileError
 from .manifest import Manifest
 from .metadata import ModelMetadata
 from .models import resolve_model
 
 GRAPH_MODES = ("cached", "full")
+PRECISIONS = ("fp32", "int8", "bf16")
 
 
 @dataclass
@@ -41,13 +42,17 @@ class Engine:
             raise ValueError(f"graphs must be one of {GRAPH_MODES}, got {graphs!r}")
         self.manifest: Manifest = resolve_model(model)
         self.backend, self.threads, self.precision, self.mode = backend, threads, precision, graphs
+        if precision not in PRECISIONS:
+            raise BackendError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+        # bf16 runs the fp32 files with bfloat16 arithmetic (OpenVINO); fp32/int8 name exported files
+        files = "fp32" if precision == "bf16" else precision
         fmt = backend_format(backend)
         roles = ("full",) if graphs == "full" else ("template", "search")
         self.graphs = {}
         for role in roles:
-            path = self.manifest.graph_path(precision, fmt, role)
+            path = self.manifest.graph_path(files, fmt, role)
             self.manifest.verify_file(path)
-            graph = load_graph(backend, path, threads)
+            graph = load_graph(backend, path, threads, bf16=precision == "bf16")
             if graph.metadata.role != role:
                 raise ModelFileError(f"{path}: metadata says role {graph.metadata.role!r}, expected {role!r}")
             self.graphs[role] = graph

@@ -178,6 +178,12 @@ class Tracker:
     a name (see ``available_presets()``), a JSON file, a dict of values or None ('default').
     ``update()`` returns ``ok = score >= preset.lost_threshold`` (0.3 in the shipped presets);
     the box follows the reference rule either way.
+
+    ``precision``: "fp32" (default, reference-exact), "int8" (the export's NNCF-quantised
+    OpenVINO graphs, if exported) or "bf16" (fp32 files computed in bfloat16 by OpenVINO on CPUs
+    with AVX512-BF16/AMX: about 2x faster there, not reference-exact). ``graphs``: "cached"
+    (default: templates encoded once, search step per frame) or "full" (the single full graph
+    every frame, as public ports run it: a baseline and cross-check).
     """
 
     def __init__(self, model: str | os.PathLike | None = None, backend: str = "openvino",

@@ -25,14 +25,19 @@ def _check(name: str) -> None:
         raise BackendError(f"unknown backend {name!r}; valid: {', '.join(BACKENDS)}")
 
 
-def load_graph(backend: str, path: str | Path, threads: int | None = None) -> Graph:
-    """Load one graph file with the named backend."""
+def load_graph(backend: str, path: str | Path, threads: int | None = None, bf16: bool = False) -> Graph:
+    """Load one graph file with the named backend. ``bf16``: compute in bfloat16 (OpenVINO on CPUs
+    with AVX512-BF16/AMX only; an error elsewhere)."""
     _check(backend)
     module, cls, _ = BACKENDS[backend]
+    if bf16 and backend != "openvino":
+        raise BackendError(f"bf16 inference needs the openvino backend, got {backend!r}")
     try:
         mod = importlib.import_module(f"{__name__}.{module}")
     except ImportError as exc:
         raise BackendError(f"backend {backend!r} is not available: {exc}") from exc
+    if bf16:
+        return getattr(mod, cls)(Path(path), threads, inference_precision="bf16")
     return getattr(mod, cls)(Path(path), threads)
 
 

@@ -12,7 +12,7 @@ from typing import Mapping
 import numpy as np
 import openvino as ov
 
-from ..errors import ModelFileError
+from ..errors import BackendError, ModelFileError
 from ..metadata import ModelMetadata
 from .base import check_feeds
 
@@ -49,6 +49,8 @@ class OpenVinoGraph:
         self.metadata = read_rt_metadata(self.model, str(self.path))
         self.input_names = tuple(p.get_any_name() for p in self.model.inputs)
         self.output_names = tuple(p.get_any_name() for p in self.model.outputs)
+        if inference_precision == "bf16" and "BF16" not in _core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            raise BackendError("bf16 inference needs a CPU with AVX512-BF16 or AMX; this one has none (use fp32)")
         self.config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": inference_precision}
         if threads:
             self.config["INFERENCE_NUM_THREADS"] = int(threads)
