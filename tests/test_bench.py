@@ -1,0 +1,250 @@
+"""mixformerv2-bench in --quick mode on a tiny model and a tiny synthetic source: structure and sanity of
+what it writes (every requested row present or marked unavailable, positive times), bad input.
+No assertion on absolute speed."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from mixformerv2_benchmarks import fps, report
+from mixformerv2_benchmarks.machine import usable_cores
+from mixformerv2_benchmarks.runner import BenchError, load_source, measure, multi_boxes, stats
+
+PEERS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "peers"
+W, H, N = 160, 120, 6
+TIMING = ["--warmup", "1", "--min-time", "0", "--min-iters", "3"]
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny custom MixFormerV2 export (speed does not depend on weights; small keeps the test fast)."""
+    torch = pytest.importorskip("torch")
+    from mixformerv2_export.exporter import export_model
+    from mixformerv2_export.model import MixFormerV2, ModelConfig
+
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("tiny_export")
+    cfg = ModelConfig(embed_dim=64, depth=2, num_heads=1, mlp_ratio=1.0, template_size=32, search_size=64, bins=16)
+    export_model(MixFormerV2(cfg).eval(), "custom", out, "tiny")
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_source(tmp_path_factory) -> Path:
+    """A sequence folder: N frames 160x120 (a bright square moving on noise) + groundtruth.txt."""
+    root = tmp_path_factory.mktemp("seq") / "square"
+    (root / "img").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(N):
+        img = rng.integers(0, 80, (H, W, 3), dtype=np.uint8)
+        x, y = 40 + 4 * i, 30 + 2 * i
+        img[y:y + 30, x:x + 24] = (40, 200, 240)
+        cv2.imwrite(str(root / "img" / f"{i + 1:05d}.jpg"), img)
+        lines.append(f"{x},{y},24,30")
+    (root / "groundtruth.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+@pytest.fixture(scope="session")
+def peers_dir(tmp_path_factory) -> Path:
+    """VitTrack from ../shared/data/peers when present; NanoTrack deliberately missing."""
+    d = tmp_path_factory.mktemp("peers")
+    vit = PEERS_DIR / "vittrack" / "vitTracker.onnx"
+    if vit.is_file():
+        (d / "vittrack").mkdir()
+        os.symlink(vit, d / "vittrack" / "vitTracker.onnx")
+    return d
+
+
+def _check_stats(s: dict, min_iters: int) -> None:
+    assert s["iters"] >= min_iters
+    assert 0 < s["median_ms"] <= s["p90_ms"]
+    assert s["mean_ms"] > 0 and s["fps"] > 0
+    assert abs(s["fps"] - 1000.0 / s["mean_ms"]) < 1e-6 * s["fps"]
+
+
+# ------------------------------------------------------------------------------------- the full run
+@pytest.fixture(scope="module")
+def quick_run(tiny_model, tiny_source, peers_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench_out")
+    readme = out / "README.md"
+    readme.write_text("# Project\n\nintro\n")
+    argv = ["--quick", "--source", str(tiny_source), "--model", f"tiny={tiny_model}", "--threads", "1",
+            "--targets", "1,2", "--peers", "kcf,mil,nanotrack,vittrack", "--peers-dir", str(peers_dir),
+            "--out", str(out), "--readme", str(readme), "--no-progress", *TIMING]
+    rc = fps.main(argv)
+    return rc, out, readme
+
+
+def test_quick_run_writes_every_row(quick_run, capsys):
+    rc, out, _ = quick_run
+    assert rc == 0
+    data = json.loads((out / "fps.json").read_text())
+    assert data["schema"] == fps.SCHEMA and data["quick"] is True
+    m = data["machine"]
+    assert m["logical_cores"] >= 1 and m["usable_cores"] >= 1 and isinstance(m["flags"], list) and m["os"]
+    assert {"numpy", "onnxruntime", "openvino", "cv2"} <= set(data["versions"])
+    assert data["source"]["frames_used"] == N and data["source"]["frame_size"] == [W, H]
+    assert data["settings"]["rss_method"].startswith("peak RSS")
+
+    rows = {r["key"]: r for r in data["rows"]}
+    expected = set()
+    for b in fps.BACKENDS:
+        for p in fps.PRECISIONS:
+            expected.add(f"single|tiny|{b}|{p}|t1|n1")
+    for b in ("openvino", "onnxruntime"):
+        for p in fps.PRECISIONS:
+            for n in (1, 2):
+                expected.add(f"multi|tiny|{b}|{p}|t1|n{n}")
+    for peer in ("kcf", "mil", "nanotrack", "vittrack"):
+        expected.add(f"peer|{peer}|opencv|-|t1|n1")
+    assert set(rows) == expected
+    assert len(rows) == len(data["rows"])
+
+    for key, r in rows.items():
+        assert r["status"] in ("ok", "unavailable"), (key, r.get("reason"))
+        if r["status"] == "unavailable":
+            assert r["reason"].strip()
+            continue
+        _check_stats(r["end_to_end"], 3)
+        assert r["load_s"] > 0 and r["first_s"] > 0
+        assert r["rss_mb"] > 0 and r["rss_delta_mb"] is not None
+        if r["kind"] == "peer":
+            assert r["model_only"] is None
+        else:
+            _check_stats(r["model_only"], 3)
+    # fp32 always runs; the tiny export has no int8 graphs, so int8 rows say so
+    for key, r in rows.items():
+        if "|fp32|" in key:
+            assert r["status"] == "ok", key
+        if "|int8|" in key:
+            assert r["status"] == "unavailable" and "not exported" in r["reason"], key
+    assert rows["peer|kcf|opencv|-|t1|n1"]["status"] == "ok"
+    assert rows["peer|mil|opencv|-|t1|n1"]["status"] == "ok"
+    nano = rows["peer|nanotrack|opencv|-|t1|n1"]
+    assert nano["status"] == "unavailable" and "nanotrack" in nano["reason"] and "missing" in nano["reason"]
+    if (PEERS_DIR / "vittrack" / "vitTracker.onnx").is_file():
+        assert rows["peer|vittrack|opencv|-|t1|n1"]["status"] == "ok"
+
+    ratios = {(q["backend"], q["precision"]): q for q in data["ratios"]}
+    assert set(ratios) == {("openvino", "fp32"), ("onnxruntime", "fp32")}
+    for q in ratios.values():
+        assert q["end_to_end_ratio"] > 0 and q["model_only_ratio"] > 0 and q["threads"] == 1
+
+
+def test_quick_run_markdown_png_readme(quick_run):
+    _, out, readme = quick_run
+    md = (out / "fps.md").read_text()
+    assert "### Single target" in md and "### Batched multi-target" in md
+    assert "### Speed-up over the public-port baseline" in md
+    assert "KCF (cv2.TrackerKCF)" in md and "MIL (cv2.TrackerMIL)" in md
+    assert "not available: NanoTrack v2 (cv2.TrackerNano)" in md
+    assert "not exported" in md
+    table = [ln for ln in md.splitlines() if ln.startswith("| tiny |")]
+    # 3 fp32 single rows (openvino, onnxruntime, baseline) + 2x2 batched fp32 rows + 2 speed-up rows
+    assert len(table) == 3 + 4 + 2
+    png = (out / "fps.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
+    text = readme.read_text()
+    assert text.startswith("# Project\n\nintro\n")
+    assert text.count(report.README_START) == 1 and "### Single target" in text
+
+
+def test_in_process_oversubscribed_threads(tiny_model, tiny_source, tmp_path, capsys):
+    too_many = usable_cores() + 1
+    rc = fps.main(["--quick", "--source", str(tiny_source), "--model", str(tiny_model), "--backend", "onnxruntime",
+                   "--precision", "fp32", "--threads", str(too_many), "--targets", "0", "--peers", "kcf",
+                   "--no-isolate", "--no-plot", "--no-progress", "--out", str(tmp_path), *TIMING])
+    captured = capsys.readouterr()
+    assert rc == 0
+    assert f"threads={too_many} is above" in captured.err
+    data = json.loads((tmp_path / "fps.json").read_text())
+    assert [r["kind"] for r in data["rows"]] == ["single", "peer"]
+    assert all(r["oversubscribed"] and r["status"] == "ok" for r in data["rows"])
+    assert data["settings"]["rss_method"].startswith("RSS after the row")
+    assert f"| {too_many}* |" in captured.out
+    assert data["rows"][0]["label"] == "tiny/custom"  # label from the manifest: name/variant
+    assert not (tmp_path / "fps.png").exists()
+
+
+# ----------------------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("args, message", [
+    (["--backend", "tensorrt"], "valid: openvino, onnxruntime, baseline"),
+    (["--precision", "fp16"], "valid: fp32, int8"),
+    (["--peers", "kcf,goturn"], "valid: nanotrack, vittrack, csrt, kcf, mil"),
+    (["--multi-backend", "cuda"], "valid: openvino, onnxruntime, baseline"),
+    (["--threads", "0"], "positive integers"),
+])
+def test_unknown_names_list_choices(args, message, tiny_source, tiny_model, tmp_path, capsys):
+    rc = fps.main(["--source", str(tiny_source), "--model", str(tiny_model), "--out", str(tmp_path), *args])
+    assert rc == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "fps.json").exists()
+
+
+def test_unknown_model(tiny_source, tmp_path, capsys):
+    assert fps.main(["--source", str(tiny_source), "--model", "no_such_model", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "no_such_model" in err and "registered name" in err
+
+
+def test_empty_and_unreadable_sources(tmp_path, tiny_model, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    broken = tmp_path / "broken" / "img"
+    broken.mkdir(parents=True)
+    for i in range(3):
+        (broken / f"{i + 1:05d}.jpg").write_bytes(b"not a jpeg")
+    (broken.parent / "groundtruth.txt").write_text("1,1,5,5\n" * 3)
+    video = tmp_path / "bad.mp4"
+    video.write_bytes(b"\x00" * 100)
+    for src, msg in ((empty, "no image files"), (broken.parent, "unreadable frame"), (video, "bad.mp4"),
+                     (tmp_path / "missing", "not found")):
+        assert fps.main(["--source", str(src), "--model", str(tiny_model), "--out", str(tmp_path / "o")]) == 2
+        assert msg in capsys.readouterr().err
+
+
+def test_source_without_box(tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f"{i}.png"), np.zeros((20, 30, 3), np.uint8))
+    with pytest.raises(BenchError, match="--box"):
+        load_source(folder)
+    src = load_source(folder, box="1,2,5,6")
+    assert src.frames.shape == (3, 20, 30, 3) and src.box == (1.0, 2.0, 5.0, 6.0)
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def test_multi_boxes_inside_frame():
+    for n in (1, 2, 4, 8, 13):
+        boxes = multi_boxes((150, 100, 20, 30), n, W, H)
+        assert len(boxes) == n and boxes[0] == (140.0, 90.0, 20.0, 30.0)  # clipped into the 160x120 frame
+        for x, y, w, h in boxes:
+            assert 0 <= x and x + w <= W and 0 <= y and y + h <= H and (w, h) == (20, 30)
+
+
+def test_measure_and_stats():
+    calls = []
+    ms = measure(lambda: calls.append(1), warmup=2, min_time=0.0, min_iters=5)
+    assert len(calls) == 7 and ms.size == 5 and (ms >= 0).all()
+    calls.clear()
+    measure(lambda: calls.append(1), warmup=100, min_time=0.0, min_iters=2, warmup_time=0.0)
+    assert len(calls) == 1 + 2  # the warm-up stops after one call once warmup_time has passed
+    s = stats(np.array([1.0, 2.0, 3.0, 10.0]))
+    assert s["median_ms"] == 2.5 and s["mean_ms"] == 4.0 and s["fps"] == 250.0 and s["p90_ms"] > 3
+
+
+def test_readme_section_is_replaced(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# X\n\n{report.README_START}\nold\n{report.README_END}\n\n## After\n")
+    report.update_readme(readme, "new table\n")
+    text = readme.read_text()
+    assert "old" not in text and "new table" in text and text.endswith("## After\n")
+    assert text.count(report.README_START) == 1
