@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 BACKENDS = ("openvino", "onnxruntime", "baseline")
 BACKEND_LABELS = {"openvino": "OpenVINO", "onnxruntime": "ONNX Runtime",
                   "baseline": "public-port baseline (ORT, full graph)"}
-PRECISIONS = ("fp32", "int8")
+PRECISIONS = ("fp32", "int8", "bf16")
 DEFAULT_TARGETS = (1, 2, 4, 8)
 DEFAULT_SOURCE = Path("..") / "shared" / "data" / "sequences" / "crossing"
 DEFAULT_PEERS_DIR = Path("..") / "shared" / "data" / "peers"
@@ -110,6 +110,14 @@ def unavailable_reason(model: ModelEntry, backend: str, precision: str) -> Optio
 
     fmt = backend_format("onnxruntime" if backend == "baseline" else backend)
     roles = ("full",) if backend == "baseline" else ("template", "search")
+    if precision == "bf16":  # fp32 files computed in bfloat16 by OpenVINO
+        if backend != "openvino":
+            return "not available: bf16 runs on OpenVINO only"
+        import openvino as ov
+
+        if "BF16" not in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            return "not available: this CPU has no AVX512-BF16/AMX"
+        precision = "fp32"
     per_prec = model.graphs.get(precision)
     if per_prec is None:
         return f"not exported: no {precision} graphs (exported: {', '.join(sorted(model.graphs))})"
@@ -212,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", action="append", metavar="[LABEL=]MODEL",
                    help="registered name, export folder or manifest; repeat for several (default: 'default')")
     p.add_argument("--backend", default=",".join(BACKENDS), help=f"comma list of {', '.join(BACKENDS)} (default all)")
-    p.add_argument("--precision", default=",".join(PRECISIONS), help="comma list of fp32, int8 (default both; "
+    p.add_argument("--precision", default=",".join(PRECISIONS), help="comma list of fp32, int8, bf16 (default all; "
                    "rows without exported graphs are marked 'not exported')")
     p.add_argument("--threads", help="comma list of thread counts (default 1,2,all usable cores; --quick: 1)")
     p.add_argument("--targets", help="comma list of target counts for batched rows (default 1,2,4,8; --quick: 1,2; "

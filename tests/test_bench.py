@@ -133,9 +133,22 @@ def test_quick_run_writes_every_row(quick_run, capsys):
         assert rows["peer|vittrack|opencv|-|t1|n1"]["status"] == "ok"
 
     ratios = {(q["backend"], q["precision"]): q for q in data["ratios"]}
-    assert set(ratios) == {("openvino", "fp32"), ("onnxruntime", "fp32")}
+    # one speed-up row per cached (backend, precision) that ran: fp32 on both, bf16 where the CPU has it
+    ran = {(r["backend"], r["precision"]) for r in rows.values()
+           if r["kind"] == "single" and r["backend"] != "baseline" and r["status"] == "ok"}
+    assert {("openvino", "fp32"), ("onnxruntime", "fp32")} <= ran
+    assert set(ratios) == ran
+    bf16 = rows["single|tiny|openvino|bf16|t1|n1"]
+    assert bf16["status"] == "ok" if _cpu_has_bf16() else "this CPU has no AVX512-BF16/AMX" in bf16["reason"]
+    assert "bf16 runs on OpenVINO only" in rows["single|tiny|onnxruntime|bf16|t1|n1"]["reason"]
     for q in ratios.values():
         assert q["end_to_end_ratio"] > 0 and q["model_only_ratio"] > 0 and q["threads"] == 1
+
+
+def _cpu_has_bf16() -> bool:
+    import openvino as ov
+
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 def test_quick_run_markdown_png_readme(quick_run):
@@ -147,8 +160,9 @@ def test_quick_run_markdown_png_readme(quick_run):
     assert "not available: NanoTrack v2 (cv2.TrackerNano)" in md
     assert "not exported" in md
     table = [ln for ln in md.splitlines() if ln.startswith("| tiny |")]
-    # 3 fp32 single rows (openvino, onnxruntime, baseline) + 2x2 batched fp32 rows + 2 speed-up rows
-    assert len(table) == 3 + 4 + 2
+    # 3 fp32 single rows (openvino, onnxruntime, baseline) + 2x2 batched fp32 rows + 2 speed-up rows,
+    # and where the CPU has bf16: 1 single + 2 batched OpenVINO bf16 rows + 1 speed-up row
+    assert len(table) == 3 + 4 + 2 + (4 if _cpu_has_bf16() else 0)
     png = (out / "fps.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
     text = readme.read_text()
