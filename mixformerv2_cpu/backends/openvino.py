@@ -42,13 +42,10 @@ class OpenVinoGraph:
         self.path = Path(path)
         if not self.path.is_file() or not self.path.with_suffix(".bin").is_file():
             raise ModelFileError(f"OpenVINO IR not found: {self.path} (and its .bin beside it)")
-        try:
-            self.model = _core().read_model(str(self.path))
-        except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError subclasses
-            raise ModelFileError(f"cannot load OpenVINO IR {self.path}: {str(exc).splitlines()[0]}") from exc
-        self.metadata = read_rt_metadata(self.model, str(self.path))
-        self.input_names = tuple(p.get_any_name() for p in self.model.inputs)
-        self.output_names = tuple(p.get_any_name() for p in self.model.outputs)
+        model = self._read()
+        self.metadata = read_rt_metadata(model, str(self.path))
+        self.input_names = tuple(p.get_any_name() for p in model.inputs)
+        self.output_names = tuple(p.get_any_name() for p in model.outputs)
         if inference_precision == "bf16" and "BF16" not in _core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
             raise BackendError("bf16 inference needs a CPU with AVX512-BF16 or AMX; this one has none (use fp32)")
         self.config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": inference_precision}
@@ -56,10 +53,19 @@ class OpenVinoGraph:
             self.config["INFERENCE_NUM_THREADS"] = int(threads)
         self._requests: dict[int, ov.InferRequest] = {}
 
+    def _read(self) -> ov.Model:
+        try:
+            return _core().read_model(str(self.path))
+        except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError subclasses
+            raise ModelFileError(f"cannot load OpenVINO IR {self.path}: {str(exc).splitlines()[0]}") from exc
+
     def _request(self, batch: int) -> ov.InferRequest:
+        """Compiled request for one static batch size. The IR is read again for each new size
+        instead of keeping an ov.Model alive: the compiled model holds its own weights, and a
+        second copy would cost the model's size in RSS."""
         req = self._requests.get(batch)
         if req is None:
-            model = self.model.clone()
+            model = self._read()
             model.reshape({p.get_any_name(): [batch, *list(p.get_partial_shape())[1:]] for p in model.inputs})
             compiled = _core().compile_model(model, "CPU", self.config)
             req = self._requests[batch] = compiled.create_infer_request()
