@@ -163,14 +163,20 @@ def load_model(path: str | Path, variant: str | None = None, allow_unsafe_pickle
     """Load a checkpoint into a fresh eval-mode model. Returns (model, variant name).
 
     ``variant`` ('small'/'base'), when given, must agree with the variant detected from the shapes.
-    A checkpoint may carry a ``config`` dict (our own trained models); its heads count is used.
+    A checkpoint may carry a ``config`` dict (our own trained models: the full ModelConfig).
     """
     if variant is not None and variant not in CONFIGS:
         raise CheckpointError(f"unknown variant {variant!r}; valid: {', '.join(CONFIGS)}")
     ckpt = read_checkpoint(path, allow_unsafe_pickle)
     sd = state_dict_of(ckpt, path)
     extra = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else None
-    cfg = infer_config(sd, path, num_heads=(extra or {}).get("num_heads"))
+    if extra:  # our own models carry their full configuration; the strict load checks it
+        try:
+            cfg = ModelConfig(**extra)
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: invalid 'config' entry: {exc}") from exc
+    else:
+        cfg = infer_config(sd, path)
     detected = variant_name(cfg)
     if variant is not None and detected != variant:
         raise CheckpointError(f"{path}: --variant {variant} given, but the file holds a {detected} model "

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from .config import ModelConfig
 from .heads import BoxHead, ScoreHead
+from .stem import MobileNetStem
 from .vit import Block, PatchEmbed
 
 
@@ -25,7 +26,10 @@ class Backbone(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         d = cfg.embed_dim
-        self.patch_embed = PatchEmbed(cfg.patch_size, cfg.in_chans, d)
+        if cfg.stem == "mnv3s":
+            self.patch_embed = MobileNetStem(d)
+        else:
+            self.patch_embed = PatchEmbed(cfg.patch_size, cfg.in_chans, d)
         self.pos_embed_t = nn.Parameter(torch.zeros(1, cfg.template_tokens, d))
         self.pos_embed_s = nn.Parameter(torch.zeros(1, cfg.search_tokens, d))
         self.reg_tokens = nn.Parameter(torch.zeros(1, cfg.num_pred_tokens, d))

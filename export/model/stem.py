@@ -1,0 +1,101 @@
+"""Convolutional stem: the first stages of a MobileNetV3-Small, as a stride-16 patch embedding.
+
+Module layout (``features.{i}``) follows the MobileNetV3-Small of NanoTrack v2's training
+checkpoint (HonglinChu/SiamTrackers, ``nanotrackv2.pth``, Apache-2.0), so its tracking-trained
+weights load directly: features 0..8 give 48 channels at stride 16, and a 1x1 projection maps
+them to the embedding width. BatchNorm layers always use their stored statistics.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+# kernel, expanded channels, out channels, squeeze-excite, hard-swish, stride (features 1..8)
+_BLOCKS = [(3, 16, 16, True, False, 2), (3, 72, 24, False, False, 2), (3, 88, 24, False, False, 1),
+           (5, 96, 40, True, True, 2), (5, 240, 40, True, True, 1), (5, 240, 40, True, True, 1),
+           (5, 120, 48, True, True, 1), (5, 144, 48, True, True, 1)]
+STEM_CHANNELS = 48
+
+
+def _divisible(v: float, d: int = 8) -> int:
+    out = max(d, int(v + d / 2) // d * d)
+    return out + d if out < 0.9 * v else out
+
+
+class HSigmoid(nn.Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.nn.functional.relu6(x + 3) / 6
+
+
+class HSwish(nn.Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return x * torch.nn.functional.relu6(x + 3) / 6
+
+
+class SqueezeExcite(nn.Module):
+    def __init__(self, ch: int) -> None:
+        super().__init__()
+        mid = _divisible(ch // 4)
+        self.fc = nn.Sequential(nn.Linear(ch, mid), nn.ReLU(), nn.Linear(mid, ch), HSigmoid())
+
+    def forward(self, x: Tensor) -> Tensor:
+        w = self.fc(x.mean(dim=(2, 3)))
+        return x * w[:, :, None, None]
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, inp: int, k: int, hidden: int, out: int, se: bool, hs: bool, stride: int) -> None:
+        super().__init__()
+        act = HSwish if hs else nn.ReLU
+        self.identity = stride == 1 and inp == out
+        dw = [nn.Conv2d(hidden, hidden, k, stride, k // 2, groups=hidden, bias=False), nn.BatchNorm2d(hidden)]
+        tail = [nn.Conv2d(hidden, out, 1, bias=False), nn.BatchNorm2d(out)]
+        if inp == hidden:
+            layers = [*dw, act(), SqueezeExcite(hidden) if se else nn.Identity(), *tail]
+        else:
+            layers = [nn.Conv2d(inp, hidden, 1, bias=False), nn.BatchNorm2d(hidden), act(), *dw,
+                      SqueezeExcite(hidden) if se else nn.Identity(), act(), *tail]
+        self.conv = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.conv(x) if self.identity else self.conv(x)
+
+
+class MobileNetStem(nn.Module):
+    """(B,3,H,W) -> (B, H/16 * W/16, embed_dim) tokens, row-major (same contract as PatchEmbed)."""
+
+    def __init__(self, embed_dim: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), HSwish())]
+        inp = 16
+        for k, hidden, out, se, hs, s in _BLOCKS:
+            layers.append(InvertedResidual(inp, k, hidden, out, se, hs, s))
+            inp = out
+        self.features = nn.Sequential(*layers)
+        self.proj = nn.Conv2d(STEM_CHANNELS, embed_dim, 1)
+
+    def train(self, mode: bool = True) -> "MobileNetStem":
+        super().train(mode)
+        for m in self.modules():  # BatchNorm keeps its (pretrained) statistics
+            if isinstance(m, nn.BatchNorm2d):
+                m.eval()
+        return self
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.proj(self.features(x)).flatten(2).transpose(1, 2)
+
+
+def load_nanotrack_features(stem: MobileNetStem, checkpoint: str) -> int:
+    """Copy ``backbone.features.0..8`` of a NanoTrack v2 training checkpoint into ``stem``; returns the count."""
+    from ..checkpoint import read_checkpoint  # restricted unpickler: the file also holds numpy scalars
+
+    sd = read_checkpoint(checkpoint)
+    sd = sd.get("state_dict", sd)
+    own = stem.features.state_dict()
+    picked = {k[len("backbone.features."):]: v for k, v in sd.items() if k.startswith("backbone.features.")}
+    picked = {k: v for k, v in picked.items() if k in own}
+    missing = set(own) - set(picked)
+    if missing:
+        raise KeyError(f"{checkpoint}: no weights for stem keys {sorted(missing)[:5]}")
+    stem.features.load_state_dict(picked, strict=True)
+    return len(picked)

@@ -1,0 +1,171 @@
+"""Train the project's default model on CPU (MixFormerV2 family, MobileNetV3 stem), with resume.
+
+    python train/train.py --out runs/default --minutes 45 [--resume]
+
+Time-based schedule: the learning rate follows a cosine over the ``--minutes`` budget, so a
+run fits one working session on a 2-core CPU; a checkpoint is written every few minutes and
+``--resume`` continues from it (elapsed time included). Batches are rendered by a separate
+process (train/data.py). Output: ``<out>/last.pth.tar`` = ``{'net', 'config', 'step', 'elapsed', ...}``,
+loadable by ``mixformerv2-export`` / ``mixformerv2_export.checkpoint.load_model``.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import multiprocessing as mp
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from data import Assets, render_batch  # noqa: E402
+
+from mixformerv2_export.model import MixFormerV2, ModelConfig, decode_ltrb  # noqa: E402
+from mixformerv2_export.model.stem import load_nanotrack_features  # noqa: E402
+
+CONFIG = ModelConfig(embed_dim=192, depth=4, num_heads=3, mlp_ratio=2.0, template_size=96, search_size=192,
+                     bins=48, stem="mnv3s")
+
+
+def _producer(queue: mp.Queue, cache: str, seed: int, batch: int, t_size: int, s_size: int) -> None:
+    torch.set_num_threads(1)
+    import cv2
+
+    cv2.setNumThreads(1)
+    assets = Assets.load(Path(cache))
+    rng = np.random.default_rng(seed)
+    while True:
+        queue.put(render_batch(assets, rng, batch, t_size, s_size))
+
+
+def giou_loss(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """pred/gt (N,4) x1,y1,x2,y2 -> 1 - GIoU per box."""
+    px1, py1 = torch.minimum(pred[:, 0], pred[:, 2]), torch.minimum(pred[:, 1], pred[:, 3])
+    px2, py2 = torch.maximum(pred[:, 0], pred[:, 2]), torch.maximum(pred[:, 1], pred[:, 3])
+    area_p = (px2 - px1) * (py2 - py1)
+    area_g = (gt[:, 2] - gt[:, 0]) * (gt[:, 3] - gt[:, 1])
+    iw = (torch.minimum(px2, gt[:, 2]) - torch.maximum(px1, gt[:, 0])).clamp(min=0)
+    ih = (torch.minimum(py2, gt[:, 3]) - torch.maximum(py1, gt[:, 1])).clamp(min=0)
+    inter = iw * ih
+    union = area_p + area_g - inter + 1e-7
+    cw = torch.maximum(px2, gt[:, 2]) - torch.minimum(px1, gt[:, 0])
+    ch = torch.maximum(py2, gt[:, 3]) - torch.minimum(py1, gt[:, 1])
+    hull = cw * ch + 1e-7
+    return 1 - (inter / union - (hull - union) / hull)
+
+
+def dfl_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Distribution focal loss: logits (N,4,bins), target (N,4) in 0..1 -> (N,) mean over edges."""
+    bins = logits.shape[-1]
+    y = (target * bins).clamp(0, bins - 1 - 1e-4)
+    left = y.floor().long()
+    wl, wr = (left + 1 - y), (y - left)
+    logp = F.log_softmax(logits, -1)
+    lp = logp.gather(-1, left[..., None])[..., 0]
+    rp = logp.gather(-1, (left + 1)[..., None])[..., 0]
+    return -(wl * lp + wr * rp).mean(-1)
+
+
+def losses(model, batch):
+    t, o, s, ltrb, valid, label = (torch.from_numpy(x) for x in batch)
+    logits, score = model(t, o, s)
+    box = decode_ltrb(logits)  # cx,cy,w,h
+    pred = torch.stack([box[:, 0] - box[:, 2] / 2, box[:, 1] - box[:, 3] / 2,
+                        box[:, 0] + box[:, 2] / 2, box[:, 1] + box[:, 3] / 2], -1)
+    v = valid > 0
+    n = v.sum().clamp(min=1)
+    l_dfl = (dfl_loss(logits, ltrb) * valid).sum() / n
+    l_giou = (giou_loss(pred, ltrb) * valid).sum() / n
+    l_l1 = ((pred - ltrb).abs().mean(-1) * valid).sum() / n
+    l_score = F.binary_cross_entropy_with_logits(score[:, 0], label)
+    total = l_dfl + 2 * l_giou + 5 * l_l1 + l_score
+    with torch.no_grad():
+        acc = ((score[:, 0] > 0) == (label > 0.5)).float().mean()
+    return total, {"dfl": l_dfl.item(), "giou": l_giou.item(), "l1": l_l1.item(), "score": l_score.item(),
+                   "score_acc": acc.item()}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--minutes", type=float, default=45.0, help="training time budget (cosine schedule over it)")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lr", type=float, default=4e-4)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--cache", type=Path, default=Path("runs/cache"),
+                   help="folder holding the arcade wheel (pip download arcade==3.3.3 --no-deps -d FOLDER)")
+    p.add_argument("--stem-init", type=Path, default=Path("../shared/data/peers/nanotrack_v2/nanotrackv2.pth"),
+                   help="NanoTrack v2 training checkpoint (Apache-2.0) for the MobileNetV3 stem")
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    model = MixFormerV2(CONFIG)
+    step, elapsed = 0, 0.0
+    last = args.out / "last.pth.tar"
+    if args.resume and last.is_file():
+        ck = torch.load(last, map_location="cpu", weights_only=True)
+        model.load_state_dict(ck["net"])
+        step, elapsed = ck["step"], ck["elapsed"]
+        print(f"resumed at step {step}, {elapsed / 60:.1f} min", flush=True)
+    else:
+        print("stem weights loaded:", load_nanotrack_features(model.backbone.patch_embed, str(args.stem_init)))
+    for prm in model.backbone.patch_embed.features.parameters():
+        prm.requires_grad = False
+    params = [q for q in model.parameters() if q.requires_grad]
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.05)
+    if args.resume and last.is_file() and "opt" in ck:
+        opt.load_state_dict(ck["opt"])
+    queue: mp.Queue = mp.get_context("spawn").Queue(maxsize=6)
+    worker = mp.get_context("spawn").Process(
+        target=_producer, args=(queue, str(args.cache), args.seed * 1000 + step, args.batch,
+                                CONFIG.template_size, CONFIG.search_size), daemon=True)
+    worker.start()
+    budget = args.minutes * 60
+    model.train()
+    t0, last_save, hist = time.time() - elapsed, time.time(), []
+    while True:
+        elapsed = time.time() - t0
+        if elapsed >= budget:
+            break
+        frac = elapsed / budget
+        lr = args.lr * min(1.0, (step + 1) / 200) * 0.5 * (1 + math.cos(math.pi * frac))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        total, parts = losses(model, queue.get())
+        opt.zero_grad()
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        hist.append(parts)
+        if step % 50 == 0:
+            mean = {k: np.mean([h[k] for h in hist]) for k in hist[0]}
+            hist = []
+            print(f"step {step} {elapsed / 60:.1f}min lr {lr:.2e} " + " ".join(f"{k} {v:.3f}" for k, v in mean.items()),
+                  flush=True)
+        if time.time() - last_save > 180:
+            _save(model, opt, step, time.time() - t0, last)
+            last_save = time.time()
+    _save(model, opt, step, time.time() - t0, last)
+    worker.terminate()
+    print(f"done: {step} steps in {(time.time() - t0) / 60:.1f} min -> {last}")
+    return 0
+
+
+def _save(model, opt, step, elapsed, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"net": model.state_dict(), "config": dataclasses.asdict(CONFIG), "step": step, "elapsed": elapsed,
+                "opt": opt.state_dict()}, tmp)
+    tmp.replace(path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
