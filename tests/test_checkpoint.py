@@ -114,3 +114,27 @@ def test_bare_state_dict_and_missing_net(ckpt_small, tmp_path):
     torch.save({"model": 1}, other)
     with pytest.raises(CheckpointError, match="no 'net' entry"):
         load_model(other)
+
+
+def test_own_checkpoint_with_config_and_mobilenet_stem(tmp_path):
+    import dataclasses
+
+    from conftest import SHARED
+    from mixformerv2_export.model import MixFormerV2, ModelConfig
+    from mixformerv2_export.model.stem import load_nanotrack_features
+
+    cfg = ModelConfig(embed_dim=64, depth=2, num_heads=2, mlp_ratio=1.0, template_size=64, search_size=128, bins=32,
+                      stem="mnv3s")
+    model = MixFormerV2(cfg)
+    loaded = load_nanotrack_features(model.backbone.patch_embed, SHARED / "data/peers/nanotrack_v2/nanotrackv2.pth")
+    assert loaded == 168  # conv/BN/SE tensors of MobileNetV3-Small features 0..8
+    assert model.backbone.patch_embed(torch.zeros(2, 3, 128, 128)).shape == (2, 64, 64)
+    path = tmp_path / "own.pth.tar"
+    torch.save({"net": model.state_dict(), "config": dataclasses.asdict(cfg)}, path)
+    again, variant = load_model(path)
+    assert variant == "custom" and again.cfg == cfg
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    bad = tmp_path / "bad.pth.tar"
+    torch.save({"net": model.state_dict(), "config": {**dataclasses.asdict(cfg), "stem": "resnet"}}, bad)
+    with pytest.raises(CheckpointError, match="invalid 'config' entry: stem must be 'patch' or 'mnv3s'"):
+        load_model(bad)
