@@ -63,8 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--preset", "-p", default=None,
                        help="tracking preset name (search factor, template update interval)")
     track.add_argument("--precision", default=None,
-                       help="model precision variant, e.g. fp32 or int8 (default: the "
-                       "tracker's default)")
+                       help="fp32 (default), int8 (exported NNCF graphs, OpenVINO) or bf16 "
+                       "(OpenVINO on AVX512-BF16/AMX CPUs)")
     track.add_argument("--threads", "-t", type=_positive_int, default=None,
                        help="CPU threads for inference (default: the backend's choice)")
     track.add_argument("--init", "-i", default=None, metavar="X,Y,W,H",

@@ -196,8 +196,8 @@ def render_sample(a: Assets, rng: np.random.Generator, template_size: int, searc
     # search around a jittered "previous" box
     bx, by, bw, bh = boxes[1]
     s = math.sqrt(bw * bh)
-    jcx = bx + bw / 2 + (rng.random() - 0.5) * s * 2.5
-    jcy = by + bh / 2 + (rng.random() - 0.5) * s * 2.5
+    jcx = bx + bw / 2 + (rng.random() - 0.5) * s * 2.0
+    jcy = by + bh / 2 + (rng.random() - 0.5) * s * 2.0
     jw, jh = bw * math.exp(rng.normal(0, 0.2)), bh * math.exp(rng.normal(0, 0.2))
     jbox = (jcx - jw / 2, jcy - jh / 2, jw, jh)
     crop = sample_target(frames[1], jbox, search_factor, search_size)

@@ -43,6 +43,31 @@ def _producer(queue: mp.Queue, cache: str, seed: int, batch: int, t_size: int, s
         queue.put(render_batch(assets, rng, batch, t_size, s_size))
 
 
+def sincos_2d(grid: int, dim: int) -> torch.Tensor:
+    """(1, grid*grid, dim) 2-D sine-cosine position embedding (as MixFormer initialises its own)."""
+    y, x = torch.meshgrid(torch.arange(grid, dtype=torch.float32), torch.arange(grid, dtype=torch.float32),
+                          indexing="ij")
+    omega = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float32) / (dim // 4))
+    out = [torch.sin(x.flatten()[:, None] * omega), torch.cos(x.flatten()[:, None] * omega),
+           torch.sin(y.flatten()[:, None] * omega), torch.cos(y.flatten()[:, None] * omega)]
+    return torch.cat(out, 1)[None]
+
+
+def init_weights(model: MixFormerV2) -> None:
+    """ViT-style initialisation: truncated-normal linears, sin-cos position embeddings (trainable),
+    distinct prediction tokens."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.Linear):
+            torch.nn.init.trunc_normal_(m.weight, std=0.02)
+            torch.nn.init.zeros_(m.bias)
+    cfg, bb = model.cfg, model.backbone
+    with torch.no_grad():
+        bb.pos_embed_t.copy_(sincos_2d(cfg.template_size // cfg.patch_size, cfg.embed_dim))
+        bb.pos_embed_s.copy_(sincos_2d(cfg.search_size // cfg.patch_size, cfg.embed_dim))
+        torch.nn.init.trunc_normal_(bb.reg_tokens, std=0.02)
+        torch.nn.init.trunc_normal_(bb.pos_embed_reg, std=0.02)
+
+
 def giou_loss(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     """pred/gt (N,4) x1,y1,x2,y2 -> 1 - GIoU per box."""
     px1, py1 = torch.minimum(pred[:, 0], pred[:, 2]), torch.minimum(pred[:, 1], pred[:, 3])
@@ -95,7 +120,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--minutes", type=float, default=45.0, help="training time budget (cosine schedule over it)")
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--lr", type=float, default=4e-4)
+    p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--cache", type=Path, default=Path("runs/cache"),
                    help="folder holding the arcade wheel (pip download arcade==3.3.3 --no-deps -d FOLDER)")
@@ -116,6 +141,7 @@ def main(argv=None) -> int:
         step, elapsed = ck["step"], ck["elapsed"]
         print(f"resumed at step {step}, {elapsed / 60:.1f} min", flush=True)
     else:
+        init_weights(model)
         print("stem weights loaded:", load_nanotrack_features(model.backbone.patch_embed, str(args.stem_init)))
     for prm in model.backbone.patch_embed.features.parameters():
         prm.requires_grad = False
