@@ -4,6 +4,12 @@ Module layout (``features.{i}``) follows the MobileNetV3-Small of NanoTrack v2's
 checkpoint (HonglinChu/SiamTrackers, ``nanotrackv2.pth``, Apache-2.0), so its tracking-trained
 weights load directly: features 0..8 give 48 channels at stride 16, and a 1x1 projection maps
 them to the embedding width. BatchNorm layers always use their stored statistics.
+
+NanoTrack's backbone was trained on raw BGR pixel values (0..255, no mean/std), while the
+MixFormerV2 runtime feeds ImageNet-normalised RGB crops. The stem therefore first undoes that
+normalisation and flips the channels (a fixed per-channel affine map, not a parameter, not in the
+state_dict); without it the stored BatchNorm statistics do not match the activations at all (mean
+squared z-score of the first BatchNorm's input ~68 instead of ~0.4 on natural images).
 """
 from __future__ import annotations
 
@@ -15,6 +21,9 @@ _BLOCKS = [(3, 16, 16, True, False, 2), (3, 72, 24, False, False, 2), (3, 88, 24
            (5, 96, 40, True, True, 2), (5, 240, 40, True, True, 1), (5, 240, 40, True, True, 1),
            (5, 120, 48, True, True, 1), (5, 144, 48, True, True, 1)]
 STEM_CHANNELS = 48
+# the runtime's input normalisation (mixformerv2_cpu.preprocess, ImageNet mean/std, RGB)
+_MEAN = (0.485, 0.456, 0.406)
+_STD = (0.229, 0.224, 0.225)
 
 
 def _divisible(v: float, d: int = 8) -> int:
@@ -73,6 +82,11 @@ class MobileNetStem(nn.Module):
             inp = out
         self.features = nn.Sequential(*layers)
         self.proj = nn.Conv2d(STEM_CHANNELS, embed_dim, 1)
+        # normalised RGB -> BGR 0..255 (NanoTrack's input), channel order b, g, r; not in the state_dict
+        self.register_buffer("in_scale", torch.tensor([255 * _STD[i] for i in (2, 1, 0)]).view(1, 3, 1, 1),
+                             persistent=False)
+        self.register_buffer("in_shift", torch.tensor([255 * _MEAN[i] for i in (2, 1, 0)]).view(1, 3, 1, 1),
+                             persistent=False)
 
     def train(self, mode: bool = True) -> "MobileNetStem":
         super().train(mode)
@@ -82,6 +96,7 @@ class MobileNetStem(nn.Module):
         return self
 
     def forward(self, x: Tensor) -> Tensor:
+        x = x.flip(1) * self.in_scale + self.in_shift  # normalised RGB -> BGR 0..255
         return self.proj(self.features(x)).flatten(2).transpose(1, 2)
 
 
