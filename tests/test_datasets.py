@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from mixformerv2_benchmarks import datasets as D
+from mixformerv2_benchmarks.datasets.loaders import _UAV123_FIRST_FRAME as UAV123_FIRST_FRAME
 
 SEQUENCES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sequences"
 
@@ -153,7 +154,7 @@ def test_uav123_subsequences_and_nan_rows(tmp_path, jpg, monkeypatch):
     (anno / "boat1.txt").write_text("1,2,5,4\nNaN,NaN,NaN,NaN\n1,2,5,4\n1,2,5,4\n")
     (anno / "car9_1.txt").write_text(gt_lines(5))
     (anno / "car9_2.txt").write_text(gt_lines(4))
-    monkeypatch.setitem(D._UAV123_FIRST_FRAME, "car9_2", 5)  # shares frame 5 with car9_1
+    monkeypatch.setitem(UAV123_FIRST_FRAME, "car9_2", 5)  # shares frame 5 with car9_1
     assert D.detect_format(root) == "uav123"
     ds = D.load_dataset(root)
     seqs = {s.name: s for s in ds.sequences}
