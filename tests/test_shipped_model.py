@@ -16,9 +16,10 @@ from mixformerv2_cpu import Tracker
 from mixformerv2_cpu.models import list_models, resolve_model
 
 ROOT = Path(__file__).resolve().parents[1]
-# AUC measured at shipping (models/MODEL_CARD.md, OpenVINO fp32, 2 threads); a box left at the init
-# position scores 0.056 on wakeboard10 (fast camera motion, scale change x6.9), so the floor needs tracking
-MEASURED = {"wakeboard10": 0.483}
+# AUC measured at shipping (models/MODEL_CARD.md, OpenVINO fp32, 2 threads, this test's code path).
+# A box left at the init position scores 0.056 on wakeboard10 (fast camera motion, scale change x6.9)
+# and 0.016 on truck4_2 (a ~10x6 px truck seen from a drone), so the floors need real tracking.
+MEASURED = {"wakeboard10": 0.507, "truck4_2": 0.714}
 MARGIN = 0.10
 
 

@@ -1,6 +1,7 @@
-"""Mean tracker score on frames where IoU > 0.5 vs frames where IoU < 0.1, from eval result files.
+"""Mean tracker score on frames where IoU > 0.5 vs frames where IoU < 0.1 (and the AUROC of the score
+between those two groups), from eval result files.
 
-    python train/score_separation.py EVAL_OUT/sequences/default ../shared/data/sequences
+    python train/score_separation.py EVAL_OUT/sequences/mixformerv2 ../shared/data/sequences
 """
 from __future__ import annotations
 
@@ -10,6 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from mixformerv2_benchmarks.metrics import box_iou  # (N,4) x,y,w,h
+
+
+def auroc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """Probability that a found frame (pos) scores above a lost one (neg), ties counting half."""
+    return float((pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean())
 
 
 def main(argv: list[str]) -> int:
@@ -24,7 +30,8 @@ def main(argv: list[str]) -> int:
         s = scores[1:]
         hi += list(s[ious > 0.5])
         lo += list(s[ious < 0.1])
-    print(f"mean score IoU>0.5: {np.mean(hi):.3f} over {len(hi)} frames; IoU<0.1: {np.mean(lo):.3f} over {len(lo)} frames")
+    print(f"mean score IoU>0.5: {np.mean(hi):.3f} over {len(hi)} frames; IoU<0.1: {np.mean(lo):.3f} over {len(lo)} frames;"
+          f" AUROC {auroc(np.array(hi), np.array(lo)):.3f}")
     return 0
 
 
