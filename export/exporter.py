@@ -12,14 +12,12 @@ from mixformerv2_cpu.metadata import ModelMetadata
 
 from .checkpoint import load_model
 from .graphs import SIGNATURES
-from .model import MixFormerV2
+from .model import INPUT_MEAN, INPUT_STD, MixFormerV2
 from .to_onnx import export_onnx
 from .to_openvino import onnx_to_ir
 from .verify import max_abs_diffs
 
 log = logging.getLogger(__name__)
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
 ROLES = tuple(SIGNATURES)
 
 
@@ -31,7 +29,7 @@ def graph_metadata(model: MixFormerV2, variant: str, role: str, precision: str =
     cfg = model.cfg
     return ModelMetadata(role=role, variant=variant, template_size=cfg.template_size, search_size=cfg.search_size,
                          bins=cfg.bins, embed_dim=cfg.embed_dim, depth=cfg.depth, num_heads=cfg.num_heads,
-                         template_tokens=cfg.template_tokens, mean=MEAN, std=STD, precision=precision).to_strings()
+                         template_tokens=cfg.template_tokens, mean=INPUT_MEAN, std=INPUT_STD, precision=precision).to_strings()
 
 
 def _prepare_out(out: Path) -> Path:

@@ -32,8 +32,8 @@ import numpy as np
 
 from mixformerv2_cpu.geometry import sample_target
 from mixformerv2_cpu.preprocess import normalize_patch
+from mixformerv2_export.model import INPUT_MEAN, INPUT_STD
 
-MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 TEMPLATE_FACTOR, SEARCH_FACTOR = 2.0, 4.5  # the runtime presets' values
 # scikit-image images whose docstrings state CC0 / public domain / no known copyright restrictions
 SKIMAGE_IMAGES = ("astronaut", "brick", "camera", "cat", "cell", "chelsea", "coffee", "grass", "gravel", "horse",
@@ -409,8 +409,8 @@ def render_sample(a: Assets, rng: np.random.Generator, template_size: int, searc
     present = neg_kind not in ("absent", "elsewhere")
     label = float(present and centre_in and visible[1] > 0.5)
     box_valid = float(present and centre_in and visible[1] > 0.3)
-    return (normalize_patch(t, MEAN, STD)[0], normalize_patch(o, MEAN, STD)[0],
-            normalize_patch(crop.patch, MEAN, STD)[0], np.clip(ltrb, 0, 1), box_valid, label)
+    return (normalize_patch(t, INPUT_MEAN, INPUT_STD)[0], normalize_patch(o, INPUT_MEAN, INPUT_STD)[0],
+            normalize_patch(crop.patch, INPUT_MEAN, INPUT_STD)[0], np.clip(ltrb, 0, 1), box_valid, label)
 
 
 def render_batch(a: Assets, rng: np.random.Generator, n: int, template_size: int, search_size: int):
@@ -425,7 +425,7 @@ def preview(cache: Path, out: Path, n: int = 12, seed: int = 0, template_size: i
     rows = []
     for _ in range(n):
         t, o, s, ltrb, valid, label = render_sample(a, rng, template_size, search_size)
-        imgs = [((x.transpose(1, 2, 0) * STD + MEAN) * 255).clip(0, 255).astype(np.uint8)[..., ::-1].copy()
+        imgs = [((x.transpose(1, 2, 0) * INPUT_STD + INPUT_MEAN) * 255).clip(0, 255).astype(np.uint8)[..., ::-1].copy()
                 for x in (t, o, s)]
         if valid:
             p = (ltrb * search_size).astype(int)

@@ -115,19 +115,17 @@ class AuxHead(torch.nn.Module):
         return self.fc(self.norm(tokens))[..., 0]
 
 
-def forward_with_search_tokens(model: MixFormerV2, t, o, s):
-    """The model's forward, also returning the search tokens entering the last block (B, Ns, D)."""
-    bb, cfg = model.backbone, model.cfg
-    tt = bb.template_tokens(t, o)
-    x = torch.cat([tt, bb.search_tokens(s)], dim=1)
-    nt, ns = tt.shape[1], cfg.search_tokens
-    mid = None
-    for i, blk in enumerate(bb.blocks):
-        if i == len(bb.blocks) - 1:
-            mid = x[:, nt:nt + ns]
-        x = blk(x, nt)
-    logits, score = model._heads(x[:, -cfg.num_pred_tokens:])
-    return logits, score, mid
+def tap_search_tokens(model: MixFormerV2) -> dict[str, torch.Tensor]:
+    """Hook the last block so that each ``model(...)`` call leaves the search tokens entering it,
+    (B, Ns, D), under ``"search"`` in the returned dict (the tokens follow the 2 x Nt template tokens)."""
+    start, count = 2 * model.cfg.template_tokens, model.cfg.search_tokens
+    tapped: dict[str, torch.Tensor] = {}
+
+    def hook(_block, args):
+        tapped["search"] = args[0][:, start:start + count]
+
+    model.backbone.blocks[-1].register_forward_pre_hook(hook)
+    return tapped
 
 
 def centre_heatmap(ltrb: torch.Tensor, valid: torch.Tensor, grid: int) -> torch.Tensor:
@@ -156,9 +154,9 @@ def focal_heatmap_loss(logit: torch.Tensor, heat: torch.Tensor) -> torch.Tensor:
     return (pos_loss + neg_loss) / pos.sum().clamp(min=1)
 
 
-def losses(model, aux, batch):
+def losses(model, aux, tapped, batch):
     t, o, s, ltrb, valid, label = (torch.from_numpy(x) for x in batch)
-    logits, score, mid = forward_with_search_tokens(model, t, o, s)
+    logits, score = model(t, o, s)
     box = decode_ltrb(logits)  # cx,cy,w,h
     pred = torch.stack([box[:, 0] - box[:, 2] / 2, box[:, 1] - box[:, 3] / 2,
                         box[:, 0] + box[:, 2] / 2, box[:, 1] + box[:, 3] / 2], -1)
@@ -169,13 +167,12 @@ def losses(model, aux, batch):
     l_l1 = ((pred - ltrb).abs().mean(-1) * valid).sum() / n
     l_score = F.binary_cross_entropy_with_logits(score[:, 0], label)
     grid = model.cfg.search_size // model.cfg.patch_size
-    l_aux = focal_heatmap_loss(aux(mid), centre_heatmap(ltrb, valid, grid))
+    l_aux = focal_heatmap_loss(aux(tapped["search"]), centre_heatmap(ltrb, valid, grid))
     total = l_dfl + 2 * l_giou + 5 * l_l1 + l_score + l_aux
     with torch.no_grad():
         acc = ((score[:, 0] > 0) == (label > 0.5)).float().mean()
-        iou = ((1 - giou_loss(pred, ltrb)) * valid).sum() / n
     return total, {"dfl": l_dfl.item(), "giou": l_giou.item(), "l1": l_l1.item(), "score": l_score.item(),
-                   "aux": l_aux.item(), "score_acc": acc.item(), "giou_metric": iou.item()}
+                   "aux": l_aux.item(), "score_acc": acc.item(), "giou_metric": 1 - l_giou.item()}
 
 
 def main(argv=None) -> int:
@@ -197,6 +194,7 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     model = MixFormerV2(CONFIG)
     aux = AuxHead(CONFIG.embed_dim)
+    tapped = tap_search_tokens(model)
     step, elapsed = 0, 0.0
     last = args.out / "last.pth.tar"
     if args.resume and last.is_file():
@@ -231,7 +229,7 @@ def main(argv=None) -> int:
         lr = args.lr * min(1.0, (step + 1) / 200) * 0.5 * (1 + math.cos(math.pi * frac))
         for g in opt.param_groups:
             g["lr"] = lr
-        total, parts = losses(model, aux, queue.get())
+        total, parts = losses(model, aux, tapped, queue.get())
         opt.zero_grad()
         total.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

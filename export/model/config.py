@@ -3,6 +3,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+# input normalisation of every model this package exports (ImageNet mean/std, RGB 0..1); written
+# into the model files' metadata, which the runtime's preprocessing reads
+INPUT_MEAN = (0.485, 0.456, 0.406)
+INPUT_STD = (0.229, 0.224, 0.225)
+
 
 @dataclass(frozen=True)
 class ModelConfig:

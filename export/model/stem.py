@@ -16,14 +16,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .config import INPUT_MEAN, INPUT_STD
+
 # kernel, expanded channels, out channels, squeeze-excite, hard-swish, stride (features 1..8)
 _BLOCKS = [(3, 16, 16, True, False, 2), (3, 72, 24, False, False, 2), (3, 88, 24, False, False, 1),
            (5, 96, 40, True, True, 2), (5, 240, 40, True, True, 1), (5, 240, 40, True, True, 1),
            (5, 120, 48, True, True, 1), (5, 144, 48, True, True, 1)]
 STEM_CHANNELS = 48
-# the runtime's input normalisation (mixformerv2_cpu.preprocess, ImageNet mean/std, RGB)
-_MEAN = (0.485, 0.456, 0.406)
-_STD = (0.229, 0.224, 0.225)
 
 
 def _divisible(v: float, d: int = 8) -> int:
@@ -83,9 +82,10 @@ class MobileNetStem(nn.Module):
         self.features = nn.Sequential(*layers)
         self.proj = nn.Conv2d(STEM_CHANNELS, embed_dim, 1)
         # normalised RGB -> BGR 0..255 (NanoTrack's input), channel order b, g, r; not in the state_dict
-        self.register_buffer("in_scale", torch.tensor([255 * _STD[i] for i in (2, 1, 0)]).view(1, 3, 1, 1),
+        bgr = (2, 1, 0)
+        self.register_buffer("in_scale", torch.tensor([255 * INPUT_STD[i] for i in bgr]).view(1, 3, 1, 1),
                              persistent=False)
-        self.register_buffer("in_shift", torch.tensor([255 * _MEAN[i] for i in (2, 1, 0)]).view(1, 3, 1, 1),
+        self.register_buffer("in_shift", torch.tensor([255 * INPUT_MEAN[i] for i in bgr]).view(1, 3, 1, 1),
                              persistent=False)
 
     def train(self, mode: bool = True) -> "MobileNetStem":
