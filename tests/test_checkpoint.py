@@ -136,5 +136,5 @@ def test_own_checkpoint_with_config_and_mobilenet_stem(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
     bad = tmp_path / "bad.pth.tar"
     torch.save({"net": model.state_dict(), "config": {**dataclasses.asdict(cfg), "stem": "resnet"}}, bad)
-    with pytest.raises(CheckpointError, match="invalid 'config' entry: stem must be 'patch' or 'mnv3s'"):
+    with pytest.raises(CheckpointError, match="invalid 'config' entry: stem must be 'patch', 'mnv3s' or 'mnv3s96'"):
         load_model(bad)

@@ -36,11 +36,13 @@ from mixformerv2_export.model import INPUT_MEAN, INPUT_STD
 
 TEMPLATE_FACTOR, SEARCH_FACTOR = 2.0, 4.5  # the runtime presets' values
 # scikit-image images whose docstrings state CC0 / public domain / no known copyright restrictions
+# ("moon" and "page" are not used: their docstrings state no licence)
 SKIMAGE_IMAGES = ("astronaut", "brick", "camera", "cat", "cell", "chelsea", "coffee", "grass", "gravel", "horse",
-                  "hubble_deep_field", "immunohistochemistry", "retina", "rocket", "text", "coins", "clock", "moon",
-                  "page")
+                  "hubble_deep_field", "immunohistochemistry", "retina", "rocket", "text", "coins", "clock")
 FRAME_W, FRAME_H = 320, 240
 NEGATIVE_RATE = 0.25
+GRAY_RATE = 0.12  # share of samples rendered in grayscale (all three frames), as from a mono camera
+LOOKALIKE_RATE = 0.6  # share of "elsewhere" negatives whose search crop is centred on a look-alike
 
 
 def _bgr(img: np.ndarray) -> np.ndarray:
@@ -401,6 +403,15 @@ def render_sample(a: Assets, rng: np.random.Generator, template_size: int, searc
         sy = (1 if by + bh / 2 < FRAME_H / 2 else -1) if inward else rng.choice([-1, 1])
         jcx = bx + bw / 2 + dx * sx
         jcy = by + bh / 2 + dy * sy
+    if neg_kind == "elsewhere" and rng.random() < LOOKALIKE_RATE:
+        # a lost tracker sitting on a look-alike: the score must say "not the target" although the crop
+        # centre shows something very similar
+        _paste(frames[1], _similar(a, key, ref, rng), jcx + rng.normal(0, 0.15) * s, jcy + rng.normal(0, 0.15) * s,
+               s * math.exp(rng.normal(0, 0.15)))
+    if rng.random() < GRAY_RATE:
+        frames = [cv2.cvtColor(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR) for f in frames]
+        t = cv2.cvtColor(cv2.cvtColor(t, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+        o = cv2.cvtColor(cv2.cvtColor(o, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
     crop = sample_target(frames[1], (jcx - jw / 2, jcy - jh / 2, jw, jh), SEARCH_FACTOR, search_size)
     x1 = int(round(jcx - 0.5 * crop.side))
     y1 = int(round(jcy - 0.5 * crop.side))

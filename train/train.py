@@ -1,21 +1,29 @@
 """Train the project's default model on CPU (MixFormerV2 family, MobileNetV3 stem), with resume.
 
-    python train/train.py --out runs/default --minutes 45 [--resume]
+    python train/train.py --out runs/default --steps 30000 [--seed 0] [--resume]
 
-Time-based schedule: the learning rate follows a cosine over the ``--minutes`` budget, so a
-run fits one working session on a 2-core CPU; a checkpoint is written every few minutes and
-``--resume`` continues from it (elapsed time included). Batches are rendered by a separate
-process (train/data.py). Output: ``<out>/last.pth.tar`` = ``{'net', 'config', 'step', 'elapsed', ...}``,
-loadable by ``mixformerv2-export`` / ``mixformerv2_export.checkpoint.load_model``.
+Step-based schedule: warm-up then a cosine over ``--steps``; ``--minutes`` instead picks the step
+count from the measured speed of the first steps (and records it). The batch of step k is rendered
+from ``numpy.random.default_rng([seed, k])``, so a rerun with the same ``--steps`` and ``--seed``
+sees the same data and gives the same model up to float noise, and ``--resume`` continues the same
+data stream. A checkpoint is written every few minutes (``last.pth.tar``: net, optimizer, step,
+total steps, config) and ``run.json`` records the command, versions, data sources and losses.
+``--init WEIGHTS`` starts from the fp32 weights of an earlier run (e.g. the weights shipped in a
+release, when the optimizer state is gone) and continues its data stream at ``--start-step``.
+Batches are rendered by a separate process (train/data.py). ``last.pth.tar`` is loadable by
+``mixformerv2-export`` / ``mixformerv2_export.checkpoint.load_model``.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import multiprocessing as mp
+import subprocess
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -23,24 +31,44 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from data import Assets, render_batch  # noqa: E402
+from data import SKIMAGE_IMAGES, Assets, render_batch  # noqa: E402
 
 from mixformerv2_export.model import MixFormerV2, ModelConfig, decode_ltrb  # noqa: E402
 from mixformerv2_export.model.stem import load_nanotrack_features  # noqa: E402
 
 CONFIG = ModelConfig(embed_dim=192, depth=4, num_heads=3, mlp_ratio=2.0, template_size=96, search_size=192,
-                     bins=48, stem="mnv3s")
+                     bins=48, stem="mnv3s96")
+WARMUP_STEPS = 300
+STEM_TRAINABLE_FROM = 7  # stem blocks features.7.. are fine-tuned (at STEM_LR_SCALE x lr), earlier ones frozen
+STEM_LR_SCALE = 0.1
+TRAINING_PACKAGES = ("torch", "numpy", "opencv-python", "scikit-image", "scikit-learn", "onnx", "onnxsim", "openvino",
+                     "onnxruntime")
+DATA_SOURCES = [
+    {"source": "scikit-image 0.26 wheel, skimage.data (" + ", ".join(sorted(SKIMAGE_IMAGES)) + ")",
+     "licence": "public domain / CC0 / no known copyright restrictions, per each function's docstring"},
+    {"source": "scikit-learn wheel, load_sample_images(): china.jpg, flower.jpg", "licence": "CC-BY 2.0"},
+    {"source": "arcade==3.3.3 wheel, arcade/resources/assets/images (Kenney sprites)", "licence": "CC0"},
+    {"source": "NanoTrack v3 nanotrackv3.pth (HonglinChu/SiamTrackers@248663f), backbone.features.0..9",
+     "licence": "Apache-2.0; trained upstream on research tracking datasets (GOT-10k, LaSOT, COCO, ...)"},
+    {"source": "procedural scenes, motion, photometric changes (train/data.py)", "licence": "ours (MIT)"},
+]
 
 
-def _producer(queue: mp.Queue, cache: str, seed: int, batch: int, t_size: int, s_size: int) -> None:
+def batch_rng(seed: int, step: int) -> np.random.Generator:
+    """The generator of the batch used at ``step`` (0-based): the data stream depends on (seed, step) only."""
+    return np.random.default_rng([seed, step])
+
+
+def _producer(queue: mp.Queue, cache: str, seed: int, start: int, batch: int, t_size: int, s_size: int) -> None:
     torch.set_num_threads(1)
     import cv2
 
     cv2.setNumThreads(1)
     assets = Assets.load(Path(cache))
-    rng = np.random.default_rng(seed)
+    step = start
     while True:
-        queue.put(render_batch(assets, rng, batch, t_size, s_size))
+        queue.put((step, render_batch(assets, batch_rng(seed, step), batch, t_size, s_size)))
+        step += 1
 
 
 def sincos_2d(grid: int, dim: int) -> torch.Tensor:
@@ -175,85 +203,177 @@ def losses(model, aux, tapped, batch):
                    "aux": l_aux.item(), "score_acc": acc.item(), "giou_metric": 1 - l_giou.item()}
 
 
+def lr_at(step: int, total: int, base: float) -> float:
+    """Linear warm-up over WARMUP_STEPS, then a cosine from ``base`` to 0 at ``total``."""
+    warm = min(1.0, (step + 1) / WARMUP_STEPS)
+    return base * warm * 0.5 * (1 + math.cos(math.pi * min(1.0, step / max(1, total))))
+
+
+def param_groups(model: MixFormerV2, aux: AuxHead, lr: float) -> list[dict]:
+    """Frozen stem blocks < STEM_TRAINABLE_FROM; later stem blocks at STEM_LR_SCALE x lr; the rest at lr."""
+    stem = model.backbone.patch_embed.features
+    tuned = []
+    for i, block in enumerate(stem):
+        for prm in block.parameters():
+            prm.requires_grad = i >= STEM_TRAINABLE_FROM
+            if prm.requires_grad:
+                tuned.append(prm)
+    ids = {id(q) for q in stem.parameters()}
+    rest = [q for q in model.parameters() if id(q) not in ids] + list(aux.parameters())
+    return [{"params": rest, "scale": 1.0}, {"params": tuned, "scale": STEM_LR_SCALE}]
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                             cwd=Path(__file__).resolve().parent).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, cwd=Path(__file__).resolve().parent).stdout.strip()
+        return out + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": sys.version.split()[0]}
+    for name in TRAINING_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--minutes", type=float, default=45.0, help="training time budget (cosine schedule over it)")
+    p.add_argument("--steps", type=int, help="total optimiser steps (cosine schedule over them)")
+    p.add_argument("--minutes", type=float, help="instead of --steps: pick the step count that fits this budget")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--cache", type=Path, default=Path("runs/cache"),
                    help="folder holding the arcade wheel (pip download arcade==3.3.3 --no-deps -d FOLDER)")
-    p.add_argument("--stem-init", type=Path, default=Path("../shared/data/peers/nanotrack_v2/nanotrackv2.pth"),
-                   help="NanoTrack v2 training checkpoint (Apache-2.0) for the MobileNetV3 stem")
-    p.add_argument("--resume", action="store_true")
+    p.add_argument("--stem-init", type=Path, default=Path("../shared/data/peers/nanotrack_v3/nanotrackv3.pth"),
+                   help="NanoTrack v3 training checkpoint (Apache-2.0) for the MobileNetV3 stem")
+    p.add_argument("--init", type=Path, help="start from these fp32 weights (a checkpoint with 'net')")
+    p.add_argument("--start-step", type=int, default=0, help="with --init: the step those weights were saved at")
+    p.add_argument("--resume", action="store_true", help="continue <out>/last.pth.tar (same steps, seed, stream)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save-every", type=float, default=5.0, help="minutes between checkpoints")
+    p.add_argument("--snapshot-every", type=int, default=0, help="also keep step_<k>.pth.tar (weights) every k steps")
     args = p.parse_args(argv)
+    if (args.steps is None) == (args.minutes is None) and not args.resume:
+        p.error("give exactly one of --steps and --minutes")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     model = MixFormerV2(CONFIG)
     aux = AuxHead(CONFIG.embed_dim)
     tapped = tap_search_tokens(model)
-    step, elapsed = 0, 0.0
     last = args.out / "last.pth.tar"
-    if args.resume and last.is_file():
+    record_path = args.out / "run.json"
+    ck = None
+    if args.resume:
+        if not last.is_file():
+            p.error(f"--resume: no checkpoint at {last}")
         ck = torch.load(last, map_location="cpu", weights_only=True)
         model.load_state_dict(ck["net"])
-        if "aux" in ck:
-            aux.load_state_dict(ck["aux"])
-        step, elapsed = ck["step"], ck["elapsed"]
-        print(f"resumed at step {step}, {elapsed / 60:.1f} min", flush=True)
+        aux.load_state_dict(ck["aux"])
+        step, total, args.seed = ck["step"], ck["total_steps"], ck["seed"]
+        if args.steps is not None and args.steps != total:
+            p.error(f"--resume: the run has --steps {total}, not {args.steps}")
+        record = json.loads(record_path.read_text())
+        print(f"resumed at step {step} of {total}", flush=True)
     else:
         init_weights(model)
         print("stem weights loaded:", load_nanotrack_features(model.backbone.patch_embed, str(args.stem_init)))
-    for prm in model.backbone.patch_embed.features.parameters():
-        prm.requires_grad = False
-    params = [q for q in model.parameters() if q.requires_grad] + list(aux.parameters())
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.05)
-    if args.resume and last.is_file() and "opt" in ck:
+        step, total = 0, args.steps or 0
+        if args.init:
+            src = torch.load(args.init, map_location="cpu", weights_only=True)
+            model.load_state_dict(src["net"])
+            if "aux" in src:
+                aux.load_state_dict(src["aux"])
+            step = args.start_step
+        record = {"command": " ".join(["python", "train/train.py", *(argv if argv is not None else sys.argv[1:])]),
+                  "seed": args.seed, "batch": args.batch, "lr": args.lr, "config": dataclasses.asdict(CONFIG),
+                  "init": str(args.init) if args.init else None, "start_step": step,
+                  "stem_init": str(args.stem_init), "commit": _git_commit(), "versions": _versions(),
+                  "data_sources": DATA_SOURCES, "sessions": []}
+    groups = param_groups(model, aux, args.lr)
+    params = [q for g in groups for q in g["params"]]
+    opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=0.05)
+    if ck is not None:
         opt.load_state_dict(ck["opt"])
-    queue: mp.Queue = mp.get_context("spawn").Queue(maxsize=6)
-    worker = mp.get_context("spawn").Process(
-        target=_producer, args=(queue, str(args.cache), args.seed * 1000 + step, args.batch,
-                                CONFIG.template_size, CONFIG.search_size), daemon=True)
+    ctx = mp.get_context("spawn")
+    queue: mp.Queue = ctx.Queue(maxsize=6)
+    worker = ctx.Process(target=_producer, args=(queue, str(args.cache), args.seed, step, args.batch,
+                                                 CONFIG.template_size, CONFIG.search_size), daemon=True)
     worker.start()
-    budget = args.minutes * 60
     model.train()
-    t0, last_save, hist = time.time() - elapsed, time.time(), []
-    while True:
-        elapsed = time.time() - t0
-        if elapsed >= budget:
-            break
-        frac = elapsed / budget
-        lr = args.lr * min(1.0, (step + 1) / 200) * 0.5 * (1 + math.cos(math.pi * frac))
-        for g in opt.param_groups:
-            g["lr"] = lr
-        total, parts = losses(model, aux, tapped, queue.get())
-        opt.zero_grad()
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        step += 1
-        hist.append(parts)
+    session = {"commit": _git_commit(), "from_step": step, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    record["sessions"].append(session)
+    t0, last_save, hist, tail = time.time(), time.time(), [], []
+    if not total:  # --minutes: time 30 steps at the warm-up rate, then fix the step count
+        probe = time.time()
+        for _ in range(30):
+            step = _train_step(model, aux, tapped, opt, params, queue, step, 10 ** 9, args.lr, hist)
+        total = int(args.minutes * 60 / ((time.time() - probe) / 30))
+        print(f"--minutes {args.minutes}: {total} steps", flush=True)
+    record["steps"] = total
+    while step < total:
+        step = _train_step(model, aux, tapped, opt, params, queue, step, total, args.lr, hist)
         if step % 50 == 0:
-            mean = {k: np.mean([h[k] for h in hist]) for k in hist[0]}
+            mean = {k: float(np.mean([h[k] for h in hist])) for k in hist[0]}
+            tail = (tail + [mean])[-4:]
             hist = []
-            print(f"step {step} {elapsed / 60:.1f}min lr {lr:.2e} " + " ".join(f"{k} {v:.3f}" for k, v in mean.items()),
-                  flush=True)
-        if time.time() - last_save > 180:
-            _save(model, aux, opt, step, time.time() - t0, last)
+            print(f"step {step}/{total} {(time.time() - t0) / 60:.1f}min lr {lr_at(step, total, args.lr):.2e} "
+                  + " ".join(f"{k} {v:.3f}" for k, v in mean.items()), flush=True)
+        if args.snapshot_every and step % args.snapshot_every == 0:
+            torch.save({"net": model.state_dict(), "config": dataclasses.asdict(CONFIG), "step": step},
+                       args.out / f"step_{step}.pth.tar")
+        if time.time() - last_save > 60 * args.save_every:
+            _save(model, aux, opt, step, total, args.seed, last)
+            _write_record(record, session, step, tail, t0, record_path)
             last_save = time.time()
-    _save(model, aux, opt, step, time.time() - t0, last)
+    _save(model, aux, opt, step, total, args.seed, last)
+    _write_record(record, session, step, tail, t0, record_path)
     worker.terminate()
-    print(f"done: {step} steps in {(time.time() - t0) / 60:.1f} min -> {last}")
+    print(f"done: step {step} of {total} in {(time.time() - t0) / 60:.1f} min -> {last}")
     return 0
 
 
-def _save(model, aux, opt, step, elapsed, path: Path) -> None:
+def _train_step(model, aux, tapped, opt, params, queue, step, total, base_lr, hist) -> int:
+    got, batch = queue.get()
+    if got != step:
+        raise RuntimeError(f"data stream out of order: batch of step {got} at step {step}")
+    lr = lr_at(step, total, base_lr)
+    for g in opt.param_groups:
+        g["lr"] = lr * g["scale"]
+    total_loss, parts = losses(model, aux, tapped, batch)
+    opt.zero_grad()
+    total_loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    hist.append(parts)
+    return step + 1
+
+
+def _write_record(record: dict, session: dict, step: int, tail: list, t0: float, path: Path) -> None:
+    session.update(to_step=step, minutes=round((time.time() - t0) / 60, 1))  # the record's last session
+    if tail:
+        record["final_losses"] = {k: round(float(np.mean([t[k] for t in tail])), 4) for k in tail[0]}
+        record["final_losses_steps"] = f"mean of the last {50 * len(tail)} steps before step {step}"
+    record["step"] = step
     tmp = path.with_suffix(".tmp")
-    torch.save({"net": model.state_dict(), "config": dataclasses.asdict(CONFIG), "step": step, "elapsed": elapsed,
-                "opt": opt.state_dict(), "aux": aux.state_dict()}, tmp)
+    tmp.write_text(json.dumps(record, indent=1))
+    tmp.replace(path)
+
+
+def _save(model, aux, opt, step, total, seed, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"net": model.state_dict(), "config": dataclasses.asdict(CONFIG), "step": step, "total_steps": total,
+                "seed": seed, "opt": opt.state_dict(), "aux": aux.state_dict()}, tmp)
     tmp.replace(path)
 
 

@@ -28,7 +28,8 @@ class ModelConfig:
     bins: int = 96
     num_pred_tokens: int = 4
     in_chans: int = 3
-    # "patch": the reference conv patch embedding; "mnv3s": a MobileNetV3-Small stem (stem.py)
+    # "patch": the reference conv patch embedding; "mnv3s" / "mnv3s96": MobileNetV3-Small stems with
+    # NanoTrack v2 / v3 layouts (stem.py)
     stem: str = "patch"
 
     def __post_init__(self) -> None:
@@ -37,10 +38,10 @@ class ModelConfig:
         for name in ("template_size", "search_size"):
             if getattr(self, name) % self.patch_size:
                 raise ValueError(f"{name} {getattr(self, name)} is not a multiple of patch_size {self.patch_size}")
-        if self.stem not in ("patch", "mnv3s"):
-            raise ValueError(f"stem must be 'patch' or 'mnv3s', got {self.stem!r}")
-        if self.stem == "mnv3s" and self.patch_size != 16:
-            raise ValueError("the mnv3s stem has stride 16: patch_size must be 16")
+        if self.stem not in ("patch", "mnv3s", "mnv3s96"):
+            raise ValueError(f"stem must be 'patch', 'mnv3s' or 'mnv3s96', got {self.stem!r}")
+        if self.stem != "patch" and self.patch_size != 16:
+            raise ValueError(f"the {self.stem} stem has stride 16: patch_size must be 16")
         if self.depth < 1:
             raise ValueError(f"depth must be >= 1, got {self.depth}")
 

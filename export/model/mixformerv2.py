@@ -26,8 +26,8 @@ class Backbone(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         d = cfg.embed_dim
-        if cfg.stem == "mnv3s":
-            self.patch_embed = MobileNetStem(d)
+        if cfg.stem != "patch":
+            self.patch_embed = MobileNetStem(d, cfg.stem)
         else:
             self.patch_embed = PatchEmbed(cfg.patch_size, cfg.in_chans, d)
         self.pos_embed_t = nn.Parameter(torch.zeros(1, cfg.template_tokens, d))

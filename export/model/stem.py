@@ -1,9 +1,13 @@
 """Convolutional stem: the first stages of a MobileNetV3-Small, as a stride-16 patch embedding.
 
-Module layout (``features.{i}``) follows the MobileNetV3-Small of NanoTrack v2's training
-checkpoint (HonglinChu/SiamTrackers, ``nanotrackv2.pth``, Apache-2.0), so its tracking-trained
-weights load directly: features 0..8 give 48 channels at stride 16, and a 1x1 projection maps
-them to the embedding width. BatchNorm layers always use their stored statistics.
+Module layout (``features.{i}``) follows the MobileNetV3-Small backbones of NanoTrack's training
+checkpoints (HonglinChu/SiamTrackers, Apache-2.0), so their tracking-trained weights load directly:
+
+- ``mnv3s`` (``nanotrackv2.pth``): features 0..8, 48 channels at stride 16;
+- ``mnv3s96`` (``nanotrackv3.pth``): features 0..9, 96 channels at stride 16 (one more block).
+
+A 1x1 projection maps the channels to the embedding width. BatchNorm layers always use their
+stored statistics.
 
 NanoTrack's backbone was trained on raw BGR pixel values (0..255, no mean/std), while the
 MixFormerV2 runtime feeds ImageNet-normalised RGB crops. The stem therefore first undoes that
@@ -22,7 +26,8 @@ from .config import INPUT_MEAN, INPUT_STD
 _BLOCKS = [(3, 16, 16, True, False, 2), (3, 72, 24, False, False, 2), (3, 88, 24, False, False, 1),
            (5, 96, 40, True, True, 2), (5, 240, 40, True, True, 1), (5, 240, 40, True, True, 1),
            (5, 120, 48, True, True, 1), (5, 144, 48, True, True, 1)]
-STEM_CHANNELS = 48
+# stem name -> (blocks of features 1.., output channels); "mnv3s96" adds NanoTrack v3's features.9
+STEMS = {"mnv3s": (_BLOCKS, 48), "mnv3s96": (_BLOCKS + [(5, 288, 96, True, True, 1)], 96)}
 
 
 def _divisible(v: float, d: int = 8) -> int:
@@ -72,15 +77,16 @@ class InvertedResidual(nn.Module):
 class MobileNetStem(nn.Module):
     """(B,3,H,W) -> (B, H/16 * W/16, embed_dim) tokens, row-major (same contract as PatchEmbed)."""
 
-    def __init__(self, embed_dim: int) -> None:
+    def __init__(self, embed_dim: int, name: str = "mnv3s") -> None:
         super().__init__()
+        blocks, channels = STEMS[name]
         layers: list[nn.Module] = [nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), HSwish())]
         inp = 16
-        for k, hidden, out, se, hs, s in _BLOCKS:
+        for k, hidden, out, se, hs, s in blocks:
             layers.append(InvertedResidual(inp, k, hidden, out, se, hs, s))
             inp = out
         self.features = nn.Sequential(*layers)
-        self.proj = nn.Conv2d(STEM_CHANNELS, embed_dim, 1)
+        self.proj = nn.Conv2d(channels, embed_dim, 1)
         # normalised RGB -> BGR 0..255 (NanoTrack's input), channel order b, g, r; not in the state_dict
         bgr = (2, 1, 0)
         self.register_buffer("in_scale", torch.tensor([255 * INPUT_STD[i] for i in bgr]).view(1, 3, 1, 1),
@@ -101,7 +107,8 @@ class MobileNetStem(nn.Module):
 
 
 def load_nanotrack_features(stem: MobileNetStem, checkpoint: str) -> int:
-    """Copy ``backbone.features.0..8`` of a NanoTrack v2 training checkpoint into ``stem``; returns the count."""
+    """Copy ``backbone.features.*`` of a NanoTrack training checkpoint into ``stem`` (v2 for ``mnv3s``,
+    v3 for ``mnv3s96``); returns the number of tensors copied."""
     from ..checkpoint import read_checkpoint  # restricted unpickler: the file also holds numpy scalars
 
     sd = read_checkpoint(checkpoint)
