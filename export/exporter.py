@@ -1,4 +1,4 @@
-"""Checkpoint -> verified export folder (ONNX + OpenVINO IR of every graph, manifest last)."""
+"""Checkpoint -> verified export folder (ONNX graphs sharing one weights file, manifest last)."""
 from __future__ import annotations
 
 import logging
@@ -7,29 +7,21 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from mixformerv2_cpu.formats import ROLES
 from mixformerv2_cpu.manifest import MANIFEST_SUFFIX, write_manifest
-from mixformerv2_cpu.metadata import ModelMetadata
 
 from .checkpoint import load_model
-from .graphs import SIGNATURES
-from .model import INPUT_MEAN, INPUT_STD, MixFormerV2
+from .graphs import graph_metadata
+from .model import MixFormerV2
+from .shared_weights import share_weights
 from .to_onnx import export_onnx
-from .to_openvino import onnx_to_ir
 from .verify import max_abs_diffs
 
 log = logging.getLogger(__name__)
-ROLES = tuple(SIGNATURES)
 
 
 class ExportError(RuntimeError):
     """The export could not be completed; nothing complete-looking was left behind."""
-
-
-def graph_metadata(model: MixFormerV2, variant: str, role: str, precision: str = "fp32") -> dict[str, str]:
-    cfg = model.cfg
-    return ModelMetadata(role=role, variant=variant, template_size=cfg.template_size, search_size=cfg.search_size,
-                         bins=cfg.bins, embed_dim=cfg.embed_dim, depth=cfg.depth, num_heads=cfg.num_heads,
-                         template_tokens=cfg.template_tokens, mean=INPUT_MEAN, std=INPUT_STD, precision=precision).to_strings()
 
 
 def _prepare_out(out: Path) -> Path:
@@ -43,7 +35,8 @@ def _prepare_out(out: Path) -> Path:
 def export_model(model: MixFormerV2, variant: str, out: str | os.PathLike, name: str, tolerance: float = 1e-4,
                  int8_source: list[Path] | None = None, int8_samples: int = 300,
                  extra: dict | None = None) -> Path:
-    """Export every graph of ``model`` to ONNX and IR under ``out``, verify, and write the manifest.
+    """Export every graph of ``model`` to ONNX under ``out`` (one shared ``<name>.weights`` file, read
+    by both backends), check each file on ONNX Runtime and OpenVINO, and write the manifest.
 
     Work happens in a hidden ``.partial-*`` folder; files move into ``out`` only after every
     check passed, and the manifest is written last. Returns the manifest path.
@@ -51,19 +44,19 @@ def export_model(model: MixFormerV2, variant: str, out: str | os.PathLike, name:
     out = Path(out)
     tmp = _prepare_out(out)
     try:
-        graphs: dict[str, dict[str, dict[str, str]]] = {"fp32": {"onnx": {}, "openvino": {}}}
-        verification: dict[str, dict[str, float]] = {}
+        graphs: dict[str, dict[str, dict[str, str]]] = {"fp32": {"onnx": {}}}
+        paths = []
         for role in ROLES:
-            meta = graph_metadata(model, variant, role)
-            onnx_path = export_onnx(model, role, tmp / f"{name}.{role}.onnx", meta)
-            xml_path = onnx_to_ir(onnx_path, tmp / f"{name}.{role}.xml", meta)
-            graphs["fp32"]["onnx"][role] = onnx_path.name
-            graphs["fp32"]["openvino"][role] = xml_path.name
-            for p in (onnx_path, xml_path):
-                verification[p.name] = max_abs_diffs(model, role, p)
+            paths.append(export_onnx(model, role, tmp / f"{name}.{role}.onnx", graph_metadata(model, variant, role)))
+            graphs["fp32"]["onnx"][role] = paths[-1].name
+        weights = share_weights(paths, name)
+        verification: dict[str, dict[str, float]] = {}
+        for role, path in zip(ROLES, paths):
+            for backend in ("onnxruntime", "openvino"):
+                verification[f"{path.name} ({backend})"] = max_abs_diffs(model, role, path, backend)
         worst = max((d, f, o) for f, per in verification.items() for o, d in per.items())
         for fname, per in verification.items():
-            log.info("parity %-32s %s", fname, "  ".join(f"{k}={v:.2e}" for k, v in per.items()))
+            log.info("parity %-40s %s", fname, "  ".join(f"{k}={v:.2e}" for k, v in per.items()))
         if worst[0] > tolerance:
             raise ExportError(f"parity check failed: {worst[1]} output {worst[2]!r} differs from PyTorch by "
                               f"{worst[0]:.3g} > {tolerance:g}; no manifest written")
@@ -72,13 +65,14 @@ def export_model(model: MixFormerV2, variant: str, out: str | os.PathLike, name:
             from .quantize import quantize_int8
 
             graphs["int8"], extra["int8_report"] = quantize_int8(
-                model, variant, tmp, name, tmp / graphs["fp32"]["openvino"]["template"],
-                tmp / graphs["fp32"]["openvino"]["search"], int8_source, int8_samples)
+                model, variant, tmp, name, tmp / graphs["fp32"]["onnx"]["template"],
+                tmp / graphs["fp32"]["onnx"]["search"], int8_source, int8_samples)
         stale = out / f"{name}{MANIFEST_SUFFIX}"
         stale.unlink(missing_ok=True)  # an older export of this name stops looking complete first
         for f in tmp.iterdir():
             f.replace(out / f.name)
-        manifest = write_manifest(out, name, variant, graph_metadata(model, variant, "full"), graphs, extra)
+        manifest = write_manifest(out, name, variant, graph_metadata(model, variant, "full"), graphs, extra,
+                                  data_files=(weights.name,))
         return manifest
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

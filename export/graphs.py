@@ -4,7 +4,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .model import MixFormerV2, decode_ltrb
+from mixformerv2_cpu.metadata import ModelMetadata
+
+from .model import INPUT_MEAN, INPUT_STD, MixFormerV2, decode_ltrb
 
 # role -> (input names, output names); the runtime relies on these names
 SIGNATURES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -76,3 +78,12 @@ def run_torch(model: MixFormerV2, role: str, feeds: dict[str, Tensor]) -> dict[s
         out = WRAPPERS[role](model)(*(feeds[n] for n in inputs))
     out = out if isinstance(out, tuple) else (out,)
     return dict(zip(outputs, out))
+
+
+def graph_metadata(model: MixFormerV2, variant: str, role: str, precision: str = "fp32") -> dict[str, str]:
+    """The metadata strings written into graph file ``role`` of ``model``."""
+    cfg = model.cfg
+    return ModelMetadata(role=role, variant=variant, template_size=cfg.template_size, search_size=cfg.search_size,
+                         bins=cfg.bins, embed_dim=cfg.embed_dim, depth=cfg.depth, num_heads=cfg.num_heads,
+                         template_tokens=cfg.template_tokens, mean=INPUT_MEAN, std=INPUT_STD,
+                         precision=precision).to_strings()

@@ -16,6 +16,7 @@ from mixformerv2_cpu.backends import load_graph
 from mixformerv2_cpu.decode import decode_boxes
 
 from .calibration import sample_pairs
+from .graphs import graph_metadata
 from .model import MixFormerV2
 from .to_openvino import save_ir
 
@@ -38,8 +39,8 @@ def box_iou_cxcywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
-def _run_pairs(template_xml: Path, search_xml: Path, pairs) -> tuple[np.ndarray, np.ndarray]:
-    tmpl, search = load_graph("openvino", template_xml), load_graph("openvino", search_xml)
+def _run_pairs(template_file: Path, search_file: Path, pairs) -> tuple[np.ndarray, np.ndarray]:
+    tmpl, search = load_graph("openvino", template_file), load_graph("openvino", search_file)
     boxes, scores = [], []
     for p in pairs:
         kv = tmpl({"template": p.template, "online_template": p.online_template})["template_kv"]
@@ -49,30 +50,29 @@ def _run_pairs(template_xml: Path, search_xml: Path, pairs) -> tuple[np.ndarray,
     return np.array(boxes), np.array(scores)
 
 
-def quantize_int8(model: MixFormerV2, variant: str, folder: Path, name: str, template_xml: Path, search_xml: Path,
+def quantize_int8(model: MixFormerV2, variant: str, folder: Path, name: str, template_file: Path, search_file: Path,
                   sources: list[Path], samples: int = 300, holdout: int = 100) -> tuple[dict, dict]:
-    """Write ``<name>.int8.{template,search}.xml`` into ``folder``; return (graphs entry, report)."""
+    """Quantise the fp32 graph files (ONNX or IR) into ``<name>.int8.{template,search}.xml`` in ``folder``;
+    return (graphs entry, report)."""
     import nncf
 
-    from .exporter import graph_metadata
-
     cfg = model.cfg
-    tmpl_meta = load_graph("openvino", template_xml).metadata
+    tmpl_meta = load_graph("openvino", template_file).metadata
     pairs = sample_pairs(sources, samples + holdout, cfg.template_size, cfg.search_size, tmpl_meta.mean,
                          tmpl_meta.std, seed=0)
     calib, held = pairs[:samples], pairs[samples:]
-    tmpl_fp32 = load_graph("openvino", template_xml)
+    tmpl_fp32 = load_graph("openvino", template_file)
     core = ov.Core()
     t_items = [{"template": p.template, "online_template": p.online_template} for p in calib]
     s_items = [{"search": p.search, "template_kv": tmpl_fp32(t)["template_kv"]} for p, t in zip(calib, t_items)]
     out = {}
-    for role, xml, items in (("template", template_xml, t_items), ("search", search_xml, s_items)):
-        q = nncf.quantize(core.read_model(str(xml)), nncf.Dataset(items), subset_size=len(items),
+    for role, src, items in (("template", template_file, t_items), ("search", search_file, s_items)):
+        q = nncf.quantize(core.read_model(str(src)), nncf.Dataset(items), subset_size=len(items),
                           model_type=nncf.ModelType.TRANSFORMER)
         path = folder / f"{name}.int8.{role}.xml"
         save_ir(q, path, graph_metadata(model, variant, role, precision="int8"))
         out[role] = path.name
-    fp_boxes, fp_scores = _run_pairs(template_xml, search_xml, held)
+    fp_boxes, fp_scores = _run_pairs(template_file, search_file, held)
     q_boxes, q_scores = _run_pairs(folder / out["template"], folder / out["search"], held)
     iou = box_iou_cxcywh(fp_boxes, q_boxes)
     dscore = np.abs(fp_scores - q_scores)

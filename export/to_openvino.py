@@ -1,10 +1,10 @@
-"""ONNX -> OpenVINO IR (fp32 weights) with metadata in rt_info['mixformerv2']."""
+"""Saving OpenVINO IR (the int8 graphs) with the metadata in rt_info['mixformerv2']."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import openvino as ov
-from mixformerv2_cpu.backends.openvino import RT_SECTION
+from mixformerv2_cpu.formats import RT_SECTION
 
 
 def set_metadata(model: "ov.Model", metadata: dict[str, str]) -> None:
@@ -17,7 +17,3 @@ def save_ir(model: "ov.Model", xml_path: Path, metadata: dict[str, str]) -> Path
     set_metadata(model, metadata)
     ov.save_model(model, str(xml_path), compress_to_fp16=False)
     return xml_path
-
-
-def onnx_to_ir(onnx_path: Path, xml_path: Path, metadata: dict[str, str]) -> Path:
-    return save_ir(ov.convert_model(str(onnx_path)), xml_path, metadata)

@@ -10,12 +10,11 @@ from mixformerv2_cpu.backends import load_graph
 from .graphs import example_inputs, run_torch
 from .model import MixFormerV2
 
-BACKEND_OF_SUFFIX = {".onnx": "onnxruntime", ".xml": "openvino"}
-
-
-def max_abs_diffs(model: MixFormerV2, role: str, path: Path, batches: tuple[int, ...] = (1, 2)) -> dict[str, float]:
-    """Max |exported - torch| per output of graph ``role`` in ``path``, over fixed inputs of each batch size."""
-    graph = load_graph(BACKEND_OF_SUFFIX[path.suffix], path)
+def max_abs_diffs(model: MixFormerV2, role: str, path: Path, backend: str,
+                  batches: tuple[int, ...] = (1, 2)) -> dict[str, float]:
+    """Max |exported - torch| per output of graph ``role`` in ``path`` run by ``backend``, over fixed
+    inputs of each batch size."""
+    graph = load_graph(backend, path)
     diffs: dict[str, float] = {}
     for batch in batches:
         feeds = example_inputs(model, role, batch=batch, seed=batch)

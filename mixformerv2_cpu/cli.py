@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from ._version import __version__
-from .demo import (SessionOptions, UsageError, check_outputs, has_display, parse_box,
+from .demo import (SessionOptions, check_outputs, has_display, parse_box,
                    run_session)
+from .errors import TrackerError, UsageError
 from .sources import SourceError, open_source
 
 log = logging.getLogger(__name__)
@@ -215,8 +216,6 @@ def main(argv: Optional[List[str]] = None, *,
         return exc.code if isinstance(exc.code, int) else EXIT_ERROR
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
-    from .errors import TrackerError
-
     try:
         return args.func(args, tracker_factory)
     except (UsageError, SourceError, TrackerError) as exc:

@@ -30,6 +30,8 @@ import cv2
 import numpy as np
 
 from .drawing import draw_tracking, put_label
+from .errors import InvalidBoxError, UsageError
+from .geometry import validate_box
 from .sources import Frame, FrameSource, SourceError
 
 log = logging.getLogger(__name__)
@@ -37,10 +39,6 @@ log = logging.getLogger(__name__)
 Box = Tuple[float, float, float, float]
 WINDOW = "mixformerv2 (r: re-select  p: pause  q/Esc: quit)"
 FOURCC_BY_EXT = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "XVID"}
-
-
-class UsageError(Exception):
-    """A user mistake the CLI reports as one line (bad --init, missing --init, bad output)."""
 
 
 class TrackerLike(Protocol):
@@ -123,19 +121,17 @@ def parse_box(text: str) -> Box:
     return x, y, w, h
 
 
-def fit_box(box: Box, width: int, height: int) -> Box:
-    """Clip ``box`` to a ``width x height`` frame; UsageError if almost nothing is inside."""
+def init_box(box: Box, width: int, height: int) -> Box:
+    """The ``--init`` box checked by the same rule as ``Tracker.init`` (a box partly outside the frame
+    is kept as given); UsageError naming ``--init`` otherwise."""
+    try:
+        box = validate_box(box, height, width)
+    except InvalidBoxError as exc:
+        raise UsageError(f"--init: {exc}") from None
     x, y, w, h = box
-    x1, y1 = max(0.0, x), max(0.0, y)
-    x2, y2 = min(float(width), x + w), min(float(height), y + h)
-    if x2 - x1 < 2 or y2 - y1 < 2:
-        raise UsageError(
-            f"--init box {x:g},{y:g},{w:g},{h:g} is outside the {width}x{height} frame"
-        )
-    if (x1, y1, x2, y2) != (x, y, x + w, y + h):
-        log.warning("init box clipped to the frame: %.0f,%.0f,%.0f,%.0f",
-                    x1, y1, x2 - x1, y2 - y1)
-    return x1, y1, x2 - x1, y2 - y1
+    if x < 0 or y < 0 or x + w > width or y + h > height:
+        log.info("--init box reaches outside the %dx%d frame; tracked as given", width, height)
+    return box
 
 
 def check_outputs(output: Optional[Path], results: Optional[Path]) -> Optional[str]:
@@ -267,7 +263,7 @@ def run_session(
         if opts.show and display is None:
             display = Display()
         if opts.init is not None:
-            box = fit_box(opts.init, width, height)
+            box = init_box(opts.init, width, height)
         elif display is not None:
             picked = display.select(first.image)
             if picked is None:

@@ -12,14 +12,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backends import backend_format, load_graph
-from .errors import BackendError, ModelFileError
+from .backends import backend_formats, check_backend, load_graph
+from .errors import BackendError, ModelFileError, SettingError
+from .formats import GRAPH_MODES, PRECISIONS, file_precision
 from .manifest import Manifest
 from .metadata import ModelMetadata
 from .models import resolve_model
 
-GRAPH_MODES = ("cached", "full")
-PRECISIONS = ("fp32", "int8", "bf16")
+
+def check_threads(threads: object) -> int | None:
+    """None (the backend's default) or an int >= 1; anything else is a SettingError."""
+    if threads is None:
+        return None
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise SettingError(f"threads must be an int >= 1 or None, got {threads!r}")
+    return int(threads)
 
 
 @dataclass
@@ -38,20 +45,18 @@ class TemplateState:
 class Engine:
     def __init__(self, model: str | os.PathLike | None = None, backend: str = "openvino", threads: int | None = None,
                  precision: str = "fp32", graphs: str = "cached") -> None:
-        if graphs not in GRAPH_MODES:
-            raise ValueError(f"graphs must be one of {GRAPH_MODES}, got {graphs!r}")
+        if not isinstance(graphs, str) or graphs not in GRAPH_MODES:
+            raise SettingError(f"graphs must be one of {', '.join(GRAPH_MODES)}, got {graphs!r}")
+        if not isinstance(precision, str) or precision not in PRECISIONS:
+            raise BackendError(f"unknown precision {precision!r}; expected one of: {', '.join(PRECISIONS)}")
+        check_backend(backend)
+        threads = check_threads(threads)
         self.manifest: Manifest = resolve_model(model)
+        self.manifest.verify_all()
         self.backend, self.threads, self.precision, self.mode = backend, threads, precision, graphs
-        if precision not in PRECISIONS:
-            raise BackendError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
-        # bf16 runs the fp32 files with bfloat16 arithmetic (OpenVINO); fp32/int8 name exported files
-        files = "fp32" if precision == "bf16" else precision
-        fmt = backend_format(backend)
-        roles = ("full",) if graphs == "full" else ("template", "search")
         self.graphs = {}
-        for role in roles:
-            path = self.manifest.graph_path(files, fmt, role)
-            self.manifest.verify_file(path)
+        for role in GRAPH_MODES[graphs]:
+            path = self.manifest.graph_path(file_precision(precision), backend_formats(backend), role)
             graph = load_graph(backend, path, threads, bf16=precision == "bf16")
             if graph.metadata.role != role:
                 raise ModelFileError(f"{path}: metadata says role {graph.metadata.role!r}, expected {role!r}")

@@ -27,3 +27,11 @@ class PresetError(TrackerError, ValueError):
 
 class BackendError(TrackerError, ValueError):
     """An unknown or unavailable backend."""
+
+
+class UsageError(TrackerError):
+    """A command-line usage problem (bad option value, missing --init, unwritable output)."""
+
+
+class SettingError(TrackerError, ValueError):
+    """An invalid tracker setting (threads, graphs)."""

@@ -96,8 +96,15 @@ def clip_box(box: Sequence[float], height: int, width: int, margin: int = 10) ->
     return (x1, y1, max(float(margin), x2 - x1), max(float(margin), y2 - y1))
 
 
+MIN_INIT_SIDE = 2  # px: the smallest init box side accepted
+
+
 def validate_box(box: Sequence[float], height: int, width: int) -> Box:
-    """Check an init box (xywh) against a frame of height×width; return it as floats."""
+    """Check an init box (xywh) against a frame of height×width; return it as floats.
+
+    A box partly outside the frame is kept as given (the crop pads with zeros, as the reference
+    does); one wholly outside, of zero/negative size or under MIN_INIT_SIDE px is an InvalidBoxError.
+    """
     try:
         vals = tuple(float(v) for v in box)
     except (TypeError, ValueError) as exc:
@@ -108,7 +115,10 @@ def validate_box(box: Sequence[float], height: int, width: int) -> Box:
         raise InvalidBoxError(f"box must be finite, got {vals}")
     x, y, w, h = vals
     if w <= 0 or h <= 0:
-        raise InvalidBoxError(f"box width and height must be > 0, got w={w}, h={h}")
+        raise InvalidBoxError(f"box width and height must be > 0, got w={w:g}, h={h:g}")
+    if w < MIN_INIT_SIDE or h < MIN_INIT_SIDE:
+        raise InvalidBoxError(f"box {w:g}x{h:g} px is too small: width and height must be at least "
+                              f"{MIN_INIT_SIDE} px")
     if x >= width or y >= height or x + w <= 0 or y + h <= 0:
-        raise InvalidBoxError(f"box {vals} lies wholly outside the {width}x{height} frame")
+        raise InvalidBoxError(f"box ({x:g}, {y:g}, {w:g}, {h:g}) lies wholly outside the {width}x{height} frame")
     return vals

@@ -4,14 +4,15 @@ Layout::
 
     {"format": "mixformerv2-cpu", "format_version": 1, "name": ..., "variant": ...,
      "metadata": {...ModelMetadata strings of the full graph...},
-     "graphs": {"fp32": {"onnx": {"full": "x.full.onnx", "template": ..., "search": ...},
-                         "openvino": {"full": "x.full.xml", ...}},
-                "int8": {"openvino": {"template": ..., "search": ...}}},
-     "files": {"x.full.onnx": {"sha256": ..., "bytes": ...}, ...},
+     "graphs": {"fp32": {"onnx": {"full": "x.full.onnx", "template": ..., "search": ...}},
+                "int8": {"openvino": {"template": "x.int8.template.xml", "search": ...}}},
+     "files": {"x.full.onnx": {"sha256": ..., "bytes": ...}, "x.weights": {...}, ...},
      "verification": {...}, "int8_report": {...}}
 
 A manifest is written last, only after every file passed verification: a folder without
-one is not a complete export.
+one is not a complete export. Every file it lists (graphs, IR .bin, shared ONNX weights) is
+checked against its size and sha256 when a model is loaded, once per process and file
+(:meth:`Manifest.verify_all`), whichever backend reads which file.
 """
 from __future__ import annotations
 
@@ -22,9 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelFileError
+from .formats import side_files
 from .metadata import FORMAT, FORMAT_VERSION
 
 MANIFEST_SUFFIX = ".manifest.json"
+_VERIFIED: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256, per process
 
 
 def sha256_of(path: Path) -> str:
@@ -55,29 +58,42 @@ class Manifest:
     def precisions(self) -> list[str]:
         return sorted(self.data["graphs"])
 
-    def graph_path(self, precision: str, fmt: str, role: str) -> Path:
-        """Path of one graph file; errors list what the manifest does have."""
+    def graph_path(self, precision: str, formats: tuple[str, ...], role: str) -> Path:
+        """Path of one graph file in the first of ``formats`` the manifest has; errors list what it does have."""
         graphs = self.data["graphs"]
         if precision not in graphs:
             raise ModelFileError(f"{self.path}: no {precision!r} graphs; available precisions: {sorted(graphs)}")
-        if fmt not in graphs[precision]:
-            raise ModelFileError(f"{self.path}: no {fmt} files for {precision}; available: {sorted(graphs[precision])}")
+        fmt = next((f for f in formats if f in graphs[precision]), None)
+        if fmt is None:
+            raise ModelFileError(f"{self.path}: no {' or '.join(formats)} files for {precision}; "
+                                 f"available: {sorted(graphs[precision])}")
         files = graphs[precision][fmt]
         if role not in files:
             raise ModelFileError(f"{self.path}: no {role!r} graph in {precision}/{fmt}; available: {sorted(files)}")
         return self.folder / files[role]
 
-    def verify_file(self, path: Path) -> None:
-        """Check a file named by the manifest (and an IR's .bin) against its sha256."""
-        for p in ([path, path.with_suffix(".bin")] if path.suffix == ".xml" else [path]):
-            entry = self.data["files"].get(p.name)
-            if entry is None:
-                raise ModelFileError(f"{self.path}: {p.name} is not listed in the manifest")
-            if not p.is_file():
-                raise ModelFileError(f"model file missing: {p} (listed in {self.path.name})")
-            if p.stat().st_size != entry["bytes"] or sha256_of(p) != entry["sha256"]:
+    def verify_all(self) -> None:
+        """Check every file the manifest lists against its size and sha256 (hashed once per process
+        and file version); raises ModelFileError naming the first missing or damaged file."""
+        for name, entry in self.data["files"].items():
+            p = self.folder / name
+            try:
+                st = p.stat()
+            except OSError:
+                raise ModelFileError(f"model file missing: {p} (listed in {self.path.name})") from None
+            if st.st_size != entry["bytes"]:
+                raise ModelFileError(f"model file {p} has {st.st_size} bytes, {self.path.name} says {entry['bytes']}: "
+                                     "truncated or modified; export it again")
+            key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+            digest = _VERIFIED.get(key) or sha256_of(p)
+            if digest != entry["sha256"]:
                 raise ModelFileError(f"model file {p} does not match the sha256 in {self.path.name}: "
                                      "corrupt or modified; export it again")
+            _VERIFIED[key] = digest
+
+    def lists(self, path: Path) -> bool:
+        """Whether ``path`` is one of this manifest's files."""
+        return path.parent.resolve() == self.folder.resolve() and path.name in self.data["files"]
 
 
 def read_manifest(path: str | Path) -> Manifest:
@@ -86,7 +102,13 @@ def read_manifest(path: str | Path) -> Manifest:
         data = json.loads(path.read_text())
     except FileNotFoundError as exc:
         raise ModelFileError(f"manifest not found: {path}") from exc
-    except (OSError, ValueError) as exc:
+    except UnicodeDecodeError:
+        raise ModelFileError(f"{path} is not a manifest (not a JSON text file); pass an export folder, its "
+                             f"*{MANIFEST_SUFFIX} or a registered model name") from None
+    except ValueError as exc:
+        raise ModelFileError(f"{path} is not a manifest (invalid JSON: {exc}); pass an export folder, its "
+                             f"*{MANIFEST_SUFFIX} or a registered model name") from None
+    except OSError as exc:
         raise ModelFileError(f"cannot read manifest {path}: {exc}") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ModelFileError(f"{path} is not a {FORMAT} manifest")
@@ -100,15 +122,14 @@ def read_manifest(path: str | Path) -> Manifest:
 
 
 def write_manifest(folder: Path, name: str, variant: str, metadata: dict[str, str],
-                   graphs: dict[str, dict[str, dict[str, str]]], extra: dict[str, Any] | None = None) -> Path:
-    """Hash every graph file (and IR .bin) and write ``<name>.manifest.json`` last."""
+                   graphs: dict[str, dict[str, dict[str, str]]], extra: dict[str, Any] | None = None,
+                   data_files: tuple[str, ...] = ()) -> Path:
+    """Hash every graph file, its side files (IR .bin) and ``data_files`` (shared ONNX weights) and
+    write ``<name>.manifest.json`` last."""
     files = {}
-    for per_fmt in graphs.values():
-        for roles in per_fmt.values():
-            for rel in roles.values():
-                p = folder / rel
-                for q in ([p, p.with_suffix(".bin")] if p.suffix == ".xml" else [p]):
-                    files[q.name] = {"sha256": sha256_of(q), "bytes": q.stat().st_size}
+    paths = [folder / rel for per_fmt in graphs.values() for roles in per_fmt.values() for rel in roles.values()]
+    for p in paths + [q for p in paths for q in side_files(p)] + [folder / d for d in data_files]:
+        files[p.name] = {"sha256": sha256_of(p), "bytes": p.stat().st_size}
     data = {"format": FORMAT, "format_version": FORMAT_VERSION, "name": name, "variant": variant,
             "metadata": metadata, "graphs": graphs, "files": files, **(extra or {})}
     out = folder / f"{name}{MANIFEST_SUFFIX}"

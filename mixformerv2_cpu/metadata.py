@@ -1,6 +1,6 @@
 """Model metadata that travels inside every exported file.
 
-ONNX stores it in ``metadata_props``, OpenVINO IR in ``rt_info['mixformerv2']``; both hold
+ONNX stores it in ``metadata_props``, OpenVINO IR in ``rt_info['mixformerv2']`` (formats.py); both hold
 strings. This module is the single definition of the keys, their types and their checks.
 """
 from __future__ import annotations
@@ -10,10 +10,10 @@ from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Mapping
 
 from .errors import ModelFileError
+from .formats import ROLES
 
 FORMAT = "mixformerv2-cpu"
 FORMAT_VERSION = 1
-ROLES = ("full", "template", "search")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,10 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import ModelFileError
+from .formats import SUFFIXES, WEIGHTS_SUFFIX
 from .manifest import MANIFEST_SUFFIX, Manifest, read_manifest, sha256_of
+
+MODEL_FILE_SUFFIXES = (*SUFFIXES.values(), ".bin", WEIGHTS_SUFFIX)
 
 DEFAULT_MODEL = "default"
 ENV_MODELS = "MIXFORMERV2_MODELS"
@@ -54,8 +57,19 @@ def find_manifest(folder: Path) -> Path:
     return found[0]
 
 
+def _manifest_listing(path: Path) -> Manifest:
+    """The manifest beside a graph/weights file that lists it (a model given by one of its files)."""
+    for candidate in sorted(path.parent.glob(f"*{MANIFEST_SUFFIX}")):
+        manifest = read_manifest(candidate)
+        if manifest.lists(path):
+            return manifest
+    raise ModelFileError(f"{path} is a model file, but no *{MANIFEST_SUFFIX} beside it lists it; pass the export "
+                         "folder or its manifest (written by mixformerv2-export)")
+
+
 def resolve_model(model: str | os.PathLike | None) -> Manifest:
-    """A registered name, an export folder or a manifest file -> its Manifest. None = the default model."""
+    """A registered name, an export folder, a manifest file or one of the export's files (e.g.
+    ``x.search.onnx``) -> its Manifest. None = the default model."""
     name = DEFAULT_MODEL if model is None else model
     reg = _registry()
     if isinstance(name, str) and name in reg:
@@ -67,6 +81,8 @@ def resolve_model(model: str | os.PathLike | None) -> Manifest:
     path = Path(name)
     if path.is_dir():
         return read_manifest(find_manifest(path))
+    if path.is_file() and not path.name.endswith(MANIFEST_SUFFIX) and path.suffix in MODEL_FILE_SUFFIXES:
+        return _manifest_listing(path)
     if path.is_file():
         return read_manifest(path)
     if model is None:

@@ -26,13 +26,15 @@ from typing import Callable, Iterator, Optional, Union
 import cv2
 import numpy as np
 
+from .errors import TrackerError
+
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 
 
-class SourceError(RuntimeError):
+class SourceError(TrackerError, RuntimeError):
     """A frame source that cannot be opened or read (message is one line)."""
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from .decode import decode_boxes
 from .engine import Engine, TemplateState
-from .errors import InvalidFrameError, NotInitializedError
+from .errors import InvalidBoxError, InvalidFrameError, NotInitializedError
 from .frames import as_bgr
 from .geometry import Box, clip_box, map_back, sample_target, validate_box
 from .preprocess import normalize_patch
@@ -94,9 +94,11 @@ class MultiTracker:
         """Start tracking the targets ``boxes`` (each x, y, w, h in pixels) in ``frame`` (BGR uint8)."""
         frame = as_bgr(frame)
         h, w = frame.shape[:2]
+        if not isinstance(boxes, (Sequence, np.ndarray)) or any(np.isscalar(b) for b in boxes):
+            raise InvalidBoxError(f"boxes must be a list of (x, y, w, h) boxes (one box: [box]), got {boxes!r}")
+        if len(boxes) == 0:
+            raise InvalidBoxError("init() needs at least one box, got an empty list")
         boxes = [validate_box(b, h, w) for b in boxes]
-        if not boxes:
-            raise ValueError("init() needs at least one box")
         tensors = [self._template_tensor(frame, b) for b in boxes]
         session = _Session((h, w))
         for b, t in zip(boxes, tensors):

@@ -1,23 +1,36 @@
-"""Shared fixtures: the SEED-3 reference checkpoints and their exports, built once per session."""
+"""Shared fixtures: the SEED-3 reference checkpoints and their exports, built once per session.
+
+The checkpoints come from the tests' own generator (``reference_ckpt.py``), so the suite runs in a
+clone without ``../shared``. What cannot ship in the repository (the reference outputs, the
+research-use sequences, peer models) is taken from ``../shared`` beside the checkout; tests that
+need it skip when it is absent, naming the missing path (:func:`shared`).
+"""
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from reference_ckpt import write_checkpoint
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 REFERENCE = SHARED / "reference"
 SEQUENCES = SHARED / "data" / "sequences"
+PEERS = SHARED / "data" / "peers"
 SEED = 3
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+
+
+def shared(path: Path) -> Path:
+    """``path`` (under ../shared) if it exists, else skip the calling test naming what is missing."""
+    if not path.exists():
+        pytest.skip(f"needs {path} (../shared beside the checkout: reference outputs, sequences, peers)")
+    return path
 
 
 def _make_ckpt(variant: str, out: Path) -> Path:
-    subprocess.run([sys.executable, str(REFERENCE / "make_ckpt.py"), variant, str(out), str(SEED)],
-                   check=True, capture_output=True)
-    return out
+    return write_checkpoint(variant, out, SEED)
 
 
 @pytest.fixture(scope="session")
@@ -51,13 +64,34 @@ def export_base(ckpt_base, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tracker_ref() -> dict:
-    return dict(np.load(REFERENCE / "tracker_small.npz"))
+    return dict(np.load(shared(REFERENCE / "tracker_small.npz")))
 
 
 def model_ref(variant: str) -> dict:
-    return dict(np.load(REFERENCE / f"model_{variant}.npz"))
+    return dict(np.load(shared(REFERENCE / f"model_{variant}.npz")))
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max(-1, keepdims=True))
     return e / e.sum(-1, keepdims=True)
+
+
+@pytest.fixture(scope="session")
+def sample_sequence(tmp_path_factory) -> Path:
+    """The bundled CC0 sample clip as a sequence folder (img/00001.jpg..., groundtruth.txt x,y,w,h)."""
+    import cv2
+
+    root = tmp_path_factory.mktemp("sample_seq") / "sample_clip"
+    (root / "img").mkdir(parents=True)
+    cap = cv2.VideoCapture(str(SAMPLES / "sample_clip.mp4"))
+    n = 0
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        n += 1
+        cv2.imwrite(str(root / "img" / f"{n:05d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    gt = (SAMPLES / "sample_clip_gt.txt").read_text().splitlines()
+    assert n == len(gt) == 120, (n, len(gt))
+    (root / "groundtruth.txt").write_text("\n".join(gt) + "\n")
+    return root

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -119,14 +120,16 @@ def test_bare_state_dict_and_missing_net(ckpt_small, tmp_path):
 def test_own_checkpoint_with_config_and_mobilenet_stem(tmp_path):
     import dataclasses
 
-    from conftest import SHARED
+    from conftest import PEERS, shared
     from mixformerv2_export.model import MixFormerV2, ModelConfig
     from mixformerv2_export.model.stem import load_nanotrack_features
+
+    stem_file = shared(PEERS / "nanotrack_v2/nanotrackv2.pth")
 
     cfg = ModelConfig(embed_dim=64, depth=2, num_heads=2, mlp_ratio=1.0, template_size=64, search_size=128, bins=32,
                       stem="mnv3s")
     model = MixFormerV2(cfg)
-    loaded = load_nanotrack_features(model.backbone.patch_embed, SHARED / "data/peers/nanotrack_v2/nanotrackv2.pth")
+    loaded = load_nanotrack_features(model.backbone.patch_embed, stem_file)
     assert loaded == 168  # conv/BN/SE tensors of MobileNetV3-Small features 0..8
     assert model.backbone.patch_embed(torch.zeros(2, 3, 128, 128)).shape == (2, 64, 64)
     path = tmp_path / "own.pth.tar"
@@ -138,3 +141,40 @@ def test_own_checkpoint_with_config_and_mobilenet_stem(tmp_path):
     torch.save({"net": model.state_dict(), "config": {**dataclasses.asdict(cfg), "stem": "resnet"}}, bad)
     with pytest.raises(CheckpointError, match="invalid 'config' entry: stem must be 'patch', 'mnv3s' or 'mnv3s96'"):
         load_model(bad)
+
+
+def test_nanotrack_v3_stem_equals_the_peer_backbone():
+    """The mnv3s96 stem with NanoTrack v3's weights computes what NanoTrack v3's own ONNX backbone does."""
+    import onnxruntime as ort
+
+    from conftest import PEERS, shared
+    from mixformerv2_export.model.stem import MobileNetStem, load_nanotrack_features
+
+    stem = MobileNetStem(32, "mnv3s96")
+    assert load_nanotrack_features(stem, shared(PEERS / "nanotrack_v3/nanotrackv3.pth")) == 190
+    x = np.random.default_rng(0).uniform(0, 255, (1, 3, 255, 255)).astype(np.float32)  # raw BGR, as NanoTrack
+    with torch.no_grad():
+        ours = stem.eval().features(torch.from_numpy(x)).numpy()
+    sess = ort.InferenceSession(str(shared(PEERS / "nanotrack_v3/nanotrack_backbone.onnx")),
+                                providers=["CPUExecutionProvider"])
+    theirs = sess.run(None, {"input": x})[0]
+    assert ours.shape == theirs.shape == (1, 96, 16, 16)
+    assert np.abs(ours - theirs).max() < 1e-3 * np.abs(theirs).max()
+
+
+def test_own_generator_matches_the_shared_one(tmp_path):
+    """tests/reference_ckpt.py writes the very checkpoint ../shared/reference/make_ckpt.py writes."""
+    import subprocess
+    import sys
+
+    from conftest import REFERENCE, SEED, shared
+    from reference_ckpt import random_state_dict
+
+    script = shared(REFERENCE / "make_ckpt.py")
+    out = tmp_path / "theirs.pth.tar"
+    run = subprocess.run([sys.executable, str(script), "small", str(out), str(SEED)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    theirs = torch.load(out, weights_only=True)["net"]
+    ours = random_state_dict("small", SEED)
+    assert list(theirs) == list(ours)
+    assert all(np.array_equal(theirs[k].numpy(), ours[k]) for k in ours)

@@ -121,12 +121,15 @@ def test_headless_run_on_image_folder(tmp_path, capsys):
     assert "frames: 12" in stdout
 
 
-def test_init_partly_outside_is_clipped(tmp_path, capsys):
+def test_init_partly_outside_is_kept_as_the_api_keeps_it(tmp_path, capsys):
     res = tmp_path / "r.txt"
     code, _, err = run_cli(["track", "-s", str(SAMPLE), "-i", "600,300,100,100", "--no-show",
                             "-r", str(res)], capsys)
     assert code == 0, err
-    assert read_results(res)[0, :4].tolist() == [600, 300, 40, 60]
+    assert read_results(res)[0, :4].tolist() == [600, 300, 100, 100]
+    from mixformerv2_cpu.geometry import validate_box  # the rule Tracker.init applies
+
+    assert validate_box((600, 300, 100, 100), 360, 640) == (600, 300, 100, 100)
 
 
 def test_progress_line_on_a_terminal(tmp_path, capsys, monkeypatch):
@@ -159,6 +162,7 @@ def _empty_dir(tmp_path: Path) -> str:
     (lambda t: ["--source", str(SAMPLE), "--init", "10,10,0,5"], "positive"),
     (lambda t: ["--source", str(SAMPLE), "--init", "9000,9000,10,10"], "outside the 640x360"),
     (lambda t: ["--source", str(SAMPLE), "--init=-50,10,40,40"], "outside"),
+    (lambda t: ["--source", str(SAMPLE), "--init", "100,100,1,1"], "too small"),
     (lambda t: ["--source", str(SAMPLE)], "--init"),
     (lambda t: ["--source", str(SAMPLE), "--init", INIT, "-o", str(t / "o.xyz")], "--output"),
     (lambda t: ["--source", str(SAMPLE), "--init", INIT, "-r", str(t / "no/r.txt")], "folder"),

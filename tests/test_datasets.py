@@ -7,10 +7,10 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import SEQUENCES, shared
 from mixformerv2_benchmarks import datasets as D
 from mixformerv2_benchmarks.datasets.loaders import _UAV123_FIRST_FRAME as UAV123_FIRST_FRAME
 
-SEQUENCES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sequences"
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +193,6 @@ def test_vot_polygons(tmp_path, jpg):
     assert len(ds.sequences[1]) == 2
 
 
-@pytest.mark.skipif(not SEQUENCES.is_dir(), reason="../shared/data/sequences not present")
 def test_shared_data_sequences_load():
-    ds = D.load_dataset(SEQUENCES)
+    ds = D.load_dataset(shared(SEQUENCES))
     assert ds.format == "shared" and len(ds) == 10 and ds.num_frames == 2259 and not ds.skipped

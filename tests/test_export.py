@@ -15,7 +15,7 @@ from mixformerv2_cpu.models import find_manifest
 from mixformerv2_export.cli import main
 
 TOL = 1e-4
-BACKEND_FORMATS = [("onnxruntime", "onnx"), ("openvino", "openvino")]
+BACKENDS = ["onnxruntime", "openvino"]
 
 
 def _check_outputs(ref, i, logits, boxes, score):
@@ -28,14 +28,14 @@ def _check_outputs(ref, i, logits, boxes, score):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", ["small", "base"])
-@pytest.mark.parametrize("backend, fmt", BACKEND_FORMATS)
-def test_exported_graphs_reproduce_reference(variant, backend, fmt, request):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_exported_graphs_reproduce_reference(variant, backend, request):
+    ref = model_ref(variant)
     manifest = read_manifest(find_manifest(request.getfixturevalue(f"export_{variant}")))
     assert manifest.variant == variant
-    ref = model_ref(variant)
-    full = load_graph(backend, manifest.graph_path("fp32", fmt, "full"))
-    tmpl = load_graph(backend, manifest.graph_path("fp32", fmt, "template"))
-    search = load_graph(backend, manifest.graph_path("fp32", fmt, "search"))
+    full = load_graph(backend, manifest.graph_path("fp32", ("onnx",), "full"))
+    tmpl = load_graph(backend, manifest.graph_path("fp32", ("onnx",), "template"))
+    search = load_graph(backend, manifest.graph_path("fp32", ("onnx",), "search"))
     assert (full.metadata.variant, full.metadata.role, search.metadata.role) == (variant, "full", "search")
     for i in range(3):
         feeds = {k: ref[f"in{i}_{k}"] for k in ("template", "online_template", "search")}
@@ -51,11 +51,17 @@ def test_exported_graphs_reproduce_reference(variant, backend, fmt, request):
 def test_export_folder_contents(export_small):
     manifest = read_manifest(find_manifest(export_small))
     names = {p.name for p in export_small.iterdir()}
-    stems = {f"mixformerv2_small.{r}" for r in ("full", "template", "search")}
-    assert names == {f"{s}.{e}" for s in stems for e in ("onnx", "xml", "bin")} | {"mixformerv2_small.manifest.json"}
+    # one copy of the weights: three small ONNX graphs sharing mixformerv2_small.weights
+    graphs = {f"mixformerv2_small.{r}.onnx" for r in ("full", "template", "search")}
+    assert names == graphs | {"mixformerv2_small.weights", "mixformerv2_small.manifest.json"}
+    assert set(manifest.data["files"]) == names - {"mixformerv2_small.manifest.json"}
     for fname, entry in manifest.data["files"].items():
         assert sha256_of(export_small / fname) == entry["sha256"]
-    diffs = manifest.data["verification"]["max_abs_diff"]
+    weights = (export_small / "mixformerv2_small.weights").stat().st_size
+    params = 16_226_000  # MixFormerV2-S parameters (reference facts); stored once, not once per graph
+    assert 4 * params * 0.95 < weights < 4 * params * 1.25
+    assert all((export_small / g).stat().st_size < 2_000_000 for g in graphs)
+    diffs = manifest.data["verification"]["max_abs_diff"]  # every graph on both backends
     assert len(diffs) == 6 and max(v for per in diffs.values() for v in per.values()) <= TOL
     proto = onnx.load(str(export_small / "mixformerv2_small.search.onnx"), load_external_data=False)
     meta = {p.key: p.value for p in proto.metadata_props}

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import SEQUENCES
 from mixformerv2_cpu import ModelFileError, Tracker
 from mixformerv2_cpu.manifest import read_manifest
 from mixformerv2_cpu.models import find_manifest
@@ -14,12 +13,12 @@ from mixformerv2_export.model import MixFormerV2, ModelConfig
 
 
 @pytest.fixture(scope="module")
-def tiny_int8(tmp_path_factory):
+def tiny_int8(tmp_path_factory, sample_sequence):
     torch.manual_seed(0)
     model = MixFormerV2(ModelConfig(embed_dim=64, depth=2, num_heads=2, mlp_ratio=1.0, template_size=48,
                                     search_size=96, bins=24)).eval()
     out = tmp_path_factory.mktemp("tiny_int8")
-    export_model(model, "custom", out, "tiny", int8_source=[SEQUENCES / "crossing"], int8_samples=24)
+    export_model(model, "custom", out, "tiny", int8_source=[sample_sequence], int8_samples=24)
     return out
 
 

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import SEQUENCES
+from conftest import SEQUENCES, shared
 from mixformerv2_benchmarks.metrics import evaluate_sequence
 from mixformerv2_cpu import Tracker
 from mixformerv2_cpu.models import list_models, resolve_model
@@ -38,7 +38,7 @@ def test_default_model_is_registered_small_and_intact():
 @pytest.mark.slow
 @pytest.mark.parametrize("seq", sorted(MEASURED))
 def test_default_model_follows_a_real_target(seq):
-    folder = SEQUENCES / seq
+    folder = shared(SEQUENCES / seq)
     gt = np.loadtxt(folder / "groundtruth.txt", delimiter=",", ndmin=2)
     frames = sorted((folder / "img").glob("*.jpg"))
     tracker = Tracker(threads=2)  # no model named: the shipped default

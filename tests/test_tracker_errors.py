@@ -7,8 +7,8 @@ import shutil
 import numpy as np
 import pytest
 
-from mixformerv2_cpu import (BackendError, InvalidBoxError, InvalidFrameError, ModelFileError, NotInitializedError,
-                             Tracker)
+from mixformerv2_cpu import (BackendError, InvalidBoxError, InvalidFrameError, ModelFileError, MultiTracker,
+                             NotInitializedError, SettingError, Tracker, TrackerError)
 from mixformerv2_cpu.tracker import MAX_CROP_SIDE_FACTOR
 
 
@@ -82,8 +82,45 @@ def test_blank_frames_keep_the_search_crop_bounded(export_small):
 
 
 def test_unknown_backend(export_small):
-    with pytest.raises(BackendError, match="unknown backend 'tensorrt'; valid: openvino, onnxruntime"):
+    with pytest.raises(BackendError, match="unknown backend 'tensorrt'; expected one of: openvino, onnxruntime"):
         Tracker(export_small, backend="tensorrt")
+
+
+@pytest.mark.parametrize("kwargs, error, msg", [
+    ({"threads": -1}, SettingError, "threads must be an int >= 1 or None, got -1"),
+    ({"threads": 0}, SettingError, "got 0"),
+    ({"threads": "2"}, SettingError, "got '2'"),
+    ({"threads": 1.5}, SettingError, "got 1.5"),
+    ({"threads": True}, SettingError, "got True"),
+    ({"graphs": "x"}, SettingError, "graphs must be one of cached, full, got 'x'"),
+    ({"precision": "fp8"}, BackendError, "unknown precision 'fp8'; expected one of: fp32, int8, bf16"),
+    ({"backend": None}, BackendError, "unknown backend None"),
+])
+def test_bad_settings_are_tracker_errors_before_any_work(export_small, kwargs, error, msg):
+    with pytest.raises(error, match=msg) as info:
+        Tracker(export_small, **kwargs)
+    assert isinstance(info.value, TrackerError)
+
+
+def test_empty_box_list_is_a_box_error(export_small):
+    multi = MultiTracker(export_small, backend="onnxruntime")
+    with pytest.raises(InvalidBoxError, match="at least one box, got an empty list"):
+        multi.init(FRAME, [])
+    with pytest.raises(InvalidBoxError, match="list of"):
+        multi.init(FRAME, (10, 10, 20, 20))  # one box where a list of boxes is expected
+
+
+def test_model_given_by_one_of_its_files(export_small, tmp_path):
+    by_file = Tracker(export_small / "mixformerv2_small.search.onnx", backend="onnxruntime")
+    assert by_file.engine.manifest.path == Tracker(export_small, backend="onnxruntime").engine.manifest.path
+    stray = tmp_path / "other.onnx"
+    shutil.copy(export_small / "mixformerv2_small.search.onnx", stray)
+    with pytest.raises(ModelFileError, match="no .*manifest.json beside it lists it"):
+        Tracker(stray)
+    text = tmp_path / "notes.txt"
+    text.write_bytes(b"\xa3\x00 binary")
+    with pytest.raises(ModelFileError, match="is not a manifest"):
+        Tracker(text)
 
 
 def test_missing_model(tmp_path):
@@ -93,13 +130,25 @@ def test_missing_model(tmp_path):
         Tracker(tmp_path)
 
 
-def test_corrupt_model_file(export_small, tmp_path):
+@pytest.mark.parametrize("backend", ["openvino", "onnxruntime"])
+@pytest.mark.parametrize("victim", ["mixformerv2_small.search.onnx", "mixformerv2_small.full.onnx",
+                                    "mixformerv2_small.weights"])
+def test_corrupt_model_file(export_small, tmp_path, backend, victim):
+    """Every file of the manifest is checked on load, also one this backend/mode does not open (full)."""
     copy = tmp_path / "exp"
     shutil.copytree(export_small, copy)
-    xml = copy / "mixformerv2_small.search.xml"
-    xml.write_bytes(xml.read_bytes()[:1000])
-    with pytest.raises(ModelFileError, match="does not match the sha256"):
-        Tracker(copy)
+    path = copy / victim
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, one byte changed
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match=f"{victim} does not match the sha256"):
+        Tracker(copy, backend=backend)
+    path.write_bytes(bytes(data[:1000]))
+    with pytest.raises(ModelFileError, match="truncated or modified"):
+        Tracker(copy, backend=backend)
+    path.unlink()
+    with pytest.raises(ModelFileError, match="model file missing"):
+        Tracker(copy, backend=backend)
 
 
 def test_model_file_without_metadata(export_small, tmp_path):

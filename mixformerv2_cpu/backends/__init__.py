@@ -1,34 +1,33 @@
-"""Backends: thin classes that load one graph file and run it (see ``base.Graph``)."""
+"""Backends: thin classes that load one graph file and run it (see ``base.Graph``).
+
+Which backend reads which file formats is in the format table (``mixformerv2_cpu.formats``).
+"""
 from __future__ import annotations
 
 import importlib
 from pathlib import Path
 
 from ..errors import BackendError
+from ..formats import BACKENDS
 from .base import Graph
 
-# backend name -> (module, class, file format key in the manifest)
-BACKENDS = {
-    "openvino": ("openvino", "OpenVinoGraph", "openvino"),
-    "onnxruntime": ("onnxruntime", "OrtGraph", "onnx"),
-}
 
-
-def backend_format(name: str) -> str:
-    """The model-file format a backend reads ('openvino' IR or 'onnx')."""
-    _check(name)
+def backend_formats(name: str) -> tuple[str, ...]:
+    """The model-file formats a backend reads, in order of preference."""
+    check_backend(name)
     return BACKENDS[name][2]
 
 
-def _check(name: str) -> None:
-    if name not in BACKENDS:
-        raise BackendError(f"unknown backend {name!r}; valid: {', '.join(BACKENDS)}")
+def check_backend(name: object) -> str:
+    if not isinstance(name, str) or name not in BACKENDS:
+        raise BackendError(f"unknown backend {name!r}; expected one of: {', '.join(BACKENDS)}")
+    return name
 
 
 def load_graph(backend: str, path: str | Path, threads: int | None = None, bf16: bool = False) -> Graph:
     """Load one graph file with the named backend. ``bf16``: compute in bfloat16 (OpenVINO on CPUs
     with AVX512-BF16/AMX only; an error elsewhere)."""
-    _check(backend)
+    check_backend(backend)
     module, cls, _ = BACKENDS[backend]
     if bf16 and backend != "openvino":
         raise BackendError(f"bf16 inference needs the openvino backend, got {backend!r}")
@@ -53,4 +52,4 @@ def available_backends() -> dict[str, str | None]:
     return out
 
 
-__all__ = ["BACKENDS", "Graph", "available_backends", "backend_format", "load_graph"]
+__all__ = ["Graph", "available_backends", "backend_formats", "check_backend", "load_graph"]

@@ -13,8 +13,6 @@ from .base import check_feeds
 
 
 class OrtGraph:
-    suffix = ".onnx"
-
     def __init__(self, path: Path, threads: int | None = None) -> None:
         self.path = Path(path)
         opts = ort.SessionOptions()

@@ -1,6 +1,8 @@
 """OpenVINO backend: CPU plugin, LATENCY hint, explicit threads, f32 inference precision.
 
-f32 is set explicitly because on CPUs with AMX/AVX512-BF16 OpenVINO would otherwise run in
+Reads OpenVINO IR (``.xml`` + ``.bin``, metadata in ``rt_info['mixformerv2']``) and ONNX directly
+(metadata_props, which OpenVINO exposes under ``rt_info['framework']``), so an export needs only
+one copy of its fp32 weights. f32 is set explicitly because on CPUs with AMX/AVX512-BF16 OpenVINO would otherwise run in
 bf16 and the boxes would no longer match the reference. A static batch is compiled per batch
 size on first use (dynamic shapes are slower on the CPU plugin).
 """
@@ -13,10 +15,11 @@ import numpy as np
 import openvino as ov
 
 from ..errors import BackendError, ModelFileError
+from ..formats import RT_SECTION, SUFFIXES
 from ..metadata import ModelMetadata
 from .base import check_feeds
 
-RT_SECTION = "mixformerv2"
+ONNX_SECTION = "framework"  # where OpenVINO's ONNX reader puts metadata_props
 _CORE: ov.Core | None = None
 
 
@@ -28,20 +31,23 @@ def _core() -> ov.Core:
 
 
 def read_rt_metadata(model: ov.Model, source: str) -> ModelMetadata:
+    """Our metadata from an IR's ``rt_info['mixformerv2']`` or an ONNX file's metadata_props."""
     props = {}
-    if model.has_rt_info([RT_SECTION]):
-        for key in model.get_rt_info([RT_SECTION]).astype(dict):
-            props[key] = model.get_rt_info([RT_SECTION, key]).astype(str)
+    for section in (RT_SECTION, ONNX_SECTION):
+        if model.has_rt_info([section]):
+            for key in model.get_rt_info([section]).astype(dict):
+                props[key] = model.get_rt_info([section, key]).astype(str)
+            break
     return ModelMetadata.from_strings(props, source)
 
 
 class OpenVinoGraph:
-    suffix = ".xml"
-
     def __init__(self, path: Path, threads: int | None = None, inference_precision: str = "f32") -> None:
         self.path = Path(path)
-        if not self.path.is_file() or not self.path.with_suffix(".bin").is_file():
-            raise ModelFileError(f"OpenVINO IR not found: {self.path} (and its .bin beside it)")
+        if not self.path.is_file() or (self.path.suffix == SUFFIXES["openvino"]
+                                       and not self.path.with_suffix(".bin").is_file()):
+            raise ModelFileError(f"model file not found: {self.path}"
+                                 + (" (and its .bin beside it)" if self.path.suffix == ".xml" else ""))
         model = self._read()
         self.metadata = read_rt_metadata(model, str(self.path))
         self.input_names = tuple(p.get_any_name() for p in model.inputs)
@@ -57,7 +63,7 @@ class OpenVinoGraph:
         try:
             return _core().read_model(str(self.path))
         except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError subclasses
-            raise ModelFileError(f"cannot load OpenVINO IR {self.path}: {str(exc).splitlines()[0]}") from exc
+            raise ModelFileError(f"OpenVINO cannot read {self.path}: {str(exc).splitlines()[0]}") from exc
 
     def _request(self, batch: int) -> ov.InferRequest:
         """Compiled request for one static batch size. The IR is read again for each new size
