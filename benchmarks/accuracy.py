@@ -292,7 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="openvino", choices=("openvino", "onnxruntime"))
     p.add_argument("--preset", help="MixFormerV2 preset name (default: the tracker's default)")
     p.add_argument("--peers-dir", type=Path, default=None,
-                   help=f"NanoTrack/VitTrack ONNX folder (default: ${ENV_PEERS_DIR}, else ../shared/data/peers if it exists)")
+                   help=f"peer model folder: NanoTrack v2/v3, VitTrack, FEAR-XS ONNX files (default: ${ENV_PEERS_DIR}, "
+                        "else ../shared/data/peers if it exists)")
     p.add_argument("--out", type=Path, default=Path("eval_results"), help="output folder (default eval_results)")
     p.add_argument("--dask", metavar="ADDRESS", help="run on a Dask cluster: scheduler address, or 'local'")
     p.add_argument("--no-resume", action="store_true", help="rerun sequences that already have results")

@@ -1,7 +1,8 @@
 """mixformerv2-bench: CPU speed of MixFormerV2 (every backend and precision) beside peer CPU trackers.
 
 Matrix: model x backend x precision x threads (single target), batched multi-target rows (N targets,
-one batched inference per frame), and the OpenCV peer trackers, all on the same decoded frames in
+one batched inference per frame), and the peer trackers (OpenCV's; NanoTrack v3 and FEAR-XS with their
+reference loops on ONNX Runtime), all on the same decoded frames in
 the same run. Backends: ``openvino`` and ``onnxruntime`` (cached template keys/values, the
 runtime's default) and ``baseline`` (the public-port way: the full graph with all three inputs
 every frame, on ONNX Runtime).
@@ -30,7 +31,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from .machine import library_versions, load_average, machine_info, usable_cores
-from .peers import ENV_PEERS_DIR, PEERS
+from .peers import ENV_PEERS_DIR, PEERS, peer_backend
 from .runner import (QUICK, BenchError, RowSpec, Settings, Source, load_source,
                      run_row, run_row_isolated, _failure)
 
@@ -106,10 +107,11 @@ def resolve_models(specs: Sequence[str]) -> List[ModelEntry]:
 
 def unavailable_reason(model: ModelEntry, backend: str, precision: str) -> Optional[str]:
     """Why this model has no graphs for (backend, precision), or None."""
-    from mixformerv2_cpu.backends import backend_format
+    from mixformerv2_cpu.backends import backend_formats
+    from mixformerv2_cpu.formats import GRAPH_MODES
 
-    fmt = backend_format("onnxruntime" if backend == "baseline" else backend)
-    roles = ("full",) if backend == "baseline" else ("template", "search")
+    formats = backend_formats("onnxruntime" if backend == "baseline" else backend)
+    roles = GRAPH_MODES["full" if backend == "baseline" else "cached"]
     if precision == "bf16":  # fp32 files computed in bfloat16 by OpenVINO
         if backend != "openvino":
             return "not available: bf16 runs on OpenVINO only"
@@ -121,7 +123,8 @@ def unavailable_reason(model: ModelEntry, backend: str, precision: str) -> Optio
     per_prec = model.graphs.get(precision)
     if per_prec is None:
         return f"not exported: no {precision} graphs (exported: {', '.join(sorted(model.graphs))})"
-    if fmt not in per_prec:
+    fmt = next((f for f in formats if f in per_prec), None)
+    if fmt is None:
         return f"not exported: {precision} graphs exist only for {', '.join(sorted(per_prec))}"
     missing = [r for r in roles if r not in per_prec[fmt]]
     if missing:
@@ -147,7 +150,7 @@ def plan_rows(models: Sequence[ModelEntry], backends: Sequence[str], precisions:
                     rows.append(RowSpec("multi", m.label, b, p, top, n, m.manifest))
     for name in peers:
         for t in threads:
-            rows.append(RowSpec("peer", name, "opencv", "-", t))
+            rows.append(RowSpec("peer", name, peer_backend(name), "-", t))
     return rows
 
 
@@ -227,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "'0' = none)")
     p.add_argument("--multi-backend", help="backends of the batched rows (default: the cached backends requested)")
     p.add_argument("--peers", default=",".join(PEERS), help=f"comma list of {', '.join(PEERS)} or 'none' (default all)")
-    p.add_argument("--peers-dir", type=Path, help=f"NanoTrack/VitTrack ONNX folder (default ${ENV_PEERS_DIR}, "
+    p.add_argument("--peers-dir", type=Path, help=f"peer model folder: NanoTrack v2/v3, VitTrack, FEAR-XS ONNX files "
+                                                  f"(default ${ENV_PEERS_DIR}, "
                                                   f"else {DEFAULT_PEERS_DIR} if it exists)")
     p.add_argument("--warmup", type=int, help=f"warm-up iterations per phase (default {Settings.warmup})")
     p.add_argument("--min-time", type=float, help=f"minimum seconds per phase (default {Settings.min_time})")

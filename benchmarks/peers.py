@@ -1,4 +1,4 @@
-"""Peer trackers (OpenCV) behind the same interface as ``mixformerv2_cpu.Tracker``, and the tracker factory.
+"""Peer trackers (OpenCV, and own loops on ONNX Runtime) with the interface of ``mixformerv2_cpu.Tracker``; the factory.
 
 Interface of every returned tracker::
 
@@ -7,13 +7,16 @@ Interface of every returned tracker::
     tracker.score                                     # float of the last update (NaN when the tracker has none)
 
 Peers: ``nanotrack`` (cv2.TrackerNano, NanoTrack v2 ONNX backbone + head), ``vittrack``
-(cv2.TrackerVit, VitTrack ONNX), ``csrt``, ``kcf`` (opencv-contrib-python), ``mil`` (OpenCV main).
-The score is ``getTrackingScore()`` for NanoTrack / VitTrack and NaN for CSRT / KCF / MIL.
+(cv2.TrackerVit, VitTrack ONNX), ``csrt``, ``kcf`` (opencv-contrib-python), ``mil`` (OpenCV main),
+and two peers whose reference tracking loop is written in this package and runs on ONNX Runtime:
+``nanotrack_v3`` (:mod:`.peer_nanotrack_v3`) and ``fear_xs`` (:mod:`.peer_fear`).
+The score is ``getTrackingScore()`` for NanoTrack / VitTrack, the classification score of the chosen
+location for NanoTrack v3 / FEAR-XS, and NaN for CSRT / KCF / MIL.
 
-The ONNX files are looked up in ``peers_dir`` (``nanotrack_v2/nanotrack_backbone_sim.onnx``,
-``nanotrack_v2/nanotrack_head_sim.onnx``, ``vittrack/vitTracker.onnx``); when ``peers_dir`` is None
-the environment variable ``MIXFORMERV2_PEERS_DIR`` is used. A peer that cannot be built raises
-:class:`PeerUnavailable` with the reason; nothing is dropped silently.
+The ONNX files are looked up in ``peers_dir`` (the paths in :data:`PEER_FILES`, e.g.
+``nanotrack_v2/nanotrack_backbone_sim.onnx``); when ``peers_dir`` is None the environment variable
+``MIXFORMERV2_PEERS_DIR`` is used. A peer that cannot be built raises :class:`PeerUnavailable` with the
+reason (for a missing file: the path looked for and where to put it); nothing is dropped silently.
 """
 from __future__ import annotations
 
@@ -24,12 +27,23 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Tuple
 
-PEERS = ("nanotrack", "vittrack", "csrt", "kcf", "mil")
+PEERS = ("nanotrack", "vittrack", "csrt", "kcf", "mil", "nanotrack_v3", "fear_xs")
 ENV_PEERS_DIR = "MIXFORMERV2_PEERS_DIR"
 PEER_FILES: Dict[str, Tuple[str, ...]] = {
     "nanotrack": ("nanotrack_v2/nanotrack_backbone_sim.onnx", "nanotrack_v2/nanotrack_head_sim.onnx"),
     "vittrack": ("vittrack/vitTracker.onnx",),
+    "nanotrack_v3": ("nanotrack_v3/nanotrack_backbone.onnx", "nanotrack_v3/nanotrack_head.onnx"),
+    "fear_xs": ("fear_xs/fear_xs_template.onnx", "fear_xs/fear_xs_track.onnx"),
 }
+# where the model files come from (each folder's SOURCE.txt has the commit and checksums)
+PEER_SOURCES: Dict[str, str] = {
+    "nanotrack": "https://github.com/HonglinChu/SiamTrackers NanoTrack/models/nanotrackv2/",
+    "vittrack": "https://github.com/opencv/opencv_zoo models/object_tracking_vittrack/",
+    "nanotrack_v3": "https://github.com/HonglinChu/SiamTrackers NanoTrack/models/nanotrackv3/",
+    "fear_xs": "https://github.com/PinataFarms/FEARTracker evaluate/FEARDemo/FEARDemo/*.mlmodel, converted to ONNX",
+}
+# peers whose tracking loop lives in this package: name -> (module, class); they run on ONNX Runtime
+_ORT_PEERS = {"nanotrack_v3": ("peer_nanotrack_v3", "NanoTrackV3"), "fear_xs": ("peer_fear", "FearXS")}
 _CV2_CLASS = {"nanotrack": "TrackerNano", "vittrack": "TrackerVit", "csrt": "TrackerCSRT",
               "kcf": "TrackerKCF", "mil": "TrackerMIL"}
 _PIP_PACKAGE = {"csrt": "opencv-contrib-python (or opencv-contrib-python-headless)",
@@ -78,6 +92,11 @@ class PeerTracker:
         return bool(ok), self._box
 
 
+def peer_backend(name: str) -> str:
+    """Runtime of a peer, as the ``backend`` of its benchmark rows: ``onnxruntime`` or ``opencv``."""
+    return "onnxruntime" if name.lower() in _ORT_PEERS else "opencv"
+
+
 def resolve_peers_dir(peers_dir: Optional[os.PathLike | str] = None) -> Optional[Path]:
     """``peers_dir`` if given, else ``$MIXFORMERV2_PEERS_DIR``, else None (no implicit relative path)."""
     if peers_dir is not None:
@@ -94,6 +113,37 @@ def _cv2_module() -> Any:
     return cv2
 
 
+def _model_files(name: str, peers_dir: Optional[Path]) -> list:
+    """The model files of peer ``name`` under ``peers_dir``; PeerUnavailable naming the missing ones."""
+    if peers_dir is None:
+        raise PeerUnavailable(f"{name}: no peer model folder: set {ENV_PEERS_DIR} or pass peers_dir "
+                              f"(--peers-dir) to a folder holding {', '.join(PEER_FILES[name])}")
+    files = [peers_dir / f for f in PEER_FILES[name]]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        src = f" (from {PEER_SOURCES[name]})" if name in PEER_SOURCES else ""
+        raise PeerUnavailable(f"{name}: missing model file(s) {', '.join(missing)}; put "
+                              f"{', '.join(PEER_FILES[name])}{src} under the peers folder {peers_dir} "
+                              f"(--peers-dir or ${ENV_PEERS_DIR})")
+    return files
+
+
+def _ort_peer(name: str, peers_dir: Optional[Path], threads: Optional[int]) -> Any:
+    """Build a peer of :data:`_ORT_PEERS` (own tracking loop on ONNX Runtime)."""
+    files = _model_files(name, peers_dir)
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError as exc:
+        raise PeerUnavailable(f"{name}: ONNX Runtime is not installed ({exc}); pip install onnxruntime") from None
+    mod_name, cls_name = _ORT_PEERS[name]
+    cls = getattr(importlib.import_module(f"{__package__}.{mod_name}"), cls_name)
+    try:
+        return cls(*files, threads=threads)
+    except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types on bad files
+        raise PeerUnavailable(f"{name}: ONNX Runtime could not load {', '.join(map(str, files))}: "
+                              f"{type(exc).__name__}: {str(exc).strip()}") from None
+
+
 def _peer_factory(name: str, peers_dir: Optional[Path]) -> Callable[[], Any]:
     cv2 = _cv2_module()
     cls_name = _CV2_CLASS[name]
@@ -104,13 +154,7 @@ def _peer_factory(name: str, peers_dir: Optional[Path]) -> Callable[[], Any]:
     cls = getattr(cv2, cls_name)
     if name not in PEER_FILES:
         return cls.create
-    if peers_dir is None:
-        raise PeerUnavailable(f"{name}: no peer model folder: set {ENV_PEERS_DIR} or pass peers_dir "
-                              f"(--peers-dir) to a folder holding {', '.join(PEER_FILES[name])}")
-    files = [peers_dir / f for f in PEER_FILES[name]]
-    missing = [str(f) for f in files if not f.is_file()]
-    if missing:
-        raise PeerUnavailable(f"{name}: missing model file(s) {', '.join(missing)}")
+    files = _model_files(name, peers_dir)
     params = getattr(cv2, cls_name + "_Params")()
     if name == "nanotrack":
         params.backbone, params.neckhead = str(files[0]), str(files[1])
@@ -119,11 +163,13 @@ def _peer_factory(name: str, peers_dir: Optional[Path]) -> Callable[[], Any]:
     return lambda: cls.create(params)
 
 
-def make_peer(name: str, threads: Optional[int] = None, peers_dir: Optional[Path] = None) -> PeerTracker:
-    """Build peer ``name`` (one of PEERS). ``threads`` sets ``cv2.setNumThreads`` (process-wide).
+def make_peer(name: str, threads: Optional[int] = None, peers_dir: Optional[Path] = None) -> Any:
+    """Build peer ``name`` (one of PEERS). ``threads`` sets ``cv2.setNumThreads`` (process-wide) and,
+    for the ONNX Runtime peers (``nanotrack_v3``, ``fear_xs``), also their intra-op thread count.
 
-    Raises PeerUnavailable (missing ONNX file, no peers folder, OpenCV module missing) and
-    ValueError for an unknown name. The model is loaded once here to surface errors early.
+    Returns a :class:`PeerTracker` (OpenCV peers) or the peer's own tracker object (same interface).
+    Raises PeerUnavailable (missing ONNX file, no peers folder, OpenCV module / ONNX Runtime missing)
+    and ValueError for an unknown name. The model is loaded once here to surface errors early.
     """
     key = name.lower()
     if key not in PEERS:
@@ -131,6 +177,8 @@ def make_peer(name: str, threads: Optional[int] = None, peers_dir: Optional[Path
     cv2 = _cv2_module()
     if threads is not None:
         cv2.setNumThreads(int(threads))
+    if key in _ORT_PEERS:
+        return _ort_peer(key, resolve_peers_dir(peers_dir), threads)
     factory = _peer_factory(key, resolve_peers_dir(peers_dir))
     try:
         factory()

@@ -20,7 +20,8 @@ BACKEND_SHORT = {"openvino": "OpenVINO", "onnxruntime": "ONNX Runtime", "baselin
                  "opencv": "OpenCV"}
 CHART_SHORT = {"openvino": "OpenVINO", "onnxruntime": "ORT", "baseline": "baseline"}
 PEER_LABELS = {"nanotrack": "NanoTrack v2 (cv2.TrackerNano)", "vittrack": "VitTrack (cv2.TrackerVit)",
-               "csrt": "CSRT (cv2.TrackerCSRT)", "kcf": "KCF (cv2.TrackerKCF)", "mil": "MIL (cv2.TrackerMIL)"}
+               "csrt": "CSRT (cv2.TrackerCSRT)", "kcf": "KCF (cv2.TrackerKCF)", "mil": "MIL (cv2.TrackerMIL)",
+               "nanotrack_v3": "NanoTrack v3 (own loop, ORT)", "fear_xs": "FEAR-XS (own loop, ORT)"}
 
 
 def _f(v: Optional[float], digits: int = 1) -> str:

@@ -41,7 +41,7 @@ QUICK = dict(warmup=1, min_time=0.05, min_iters=3, max_frames=8)
 class RowSpec:
     kind: str                 # "single" | "multi" | "peer"
     label: str                # model label or peer name
-    backend: str              # BACKENDS, or "opencv" for peers
+    backend: str              # BACKENDS, or the peer's runtime ("opencv" / "onnxruntime", peers.peer_backend)
     precision: str            # PRECISIONS, or "-" for peers
     threads: int
     targets: int = 1

@@ -73,12 +73,17 @@ def test_blank_frames_keep_the_search_crop_bounded(export_small):
     t = Tracker(export_small, backend="onnxruntime", preset={"search_factor": 20.0})
     black = np.zeros((120, 160, 3), np.uint8)
     t.init(black, (0, 0, 160, 120))
-    for _ in range(5):
-        ok, box = t.update(black)
-        assert 10 <= box[2] <= 160 and 10 <= box[3] <= 120
     # factor 20 on a full-frame box asks for ceil(sqrt(160*120)*20) = 2772 px; the cap is 4 * 160
     from mixformerv2_cpu.geometry import crop_side
     assert crop_side((0, 0, 160, 120), 20.0) > MAX_CROP_SIDE_FACTOR * 160
+    sides = []
+    for _ in range(5):
+        ok, box = t.update(black)
+        assert 10 <= box[2] <= 160 and 10 <= box[3] <= 120
+        edges = t.last_prediction.edge_positions[0]  # the crop the search step saw spans the edge bins
+        sides.append((edges[1] - edges[0]) * len(edges))
+    assert sides[0] == pytest.approx(MAX_CROP_SIDE_FACTOR * 160)  # capped, not 2772
+    assert max(sides) <= MAX_CROP_SIDE_FACTOR * 160 + 1e-6
 
 
 def test_unknown_backend(export_small):
