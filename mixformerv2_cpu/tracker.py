@@ -68,6 +68,7 @@ class MultiTracker:
         self.engine = Engine(model, backend, threads, precision, graphs)
         self.preset = load_preset(preset, self.engine.variant)
         self._session: _Session | None = None
+        self._batch: np.ndarray | None = None
 
     # -- geometry helpers -------------------------------------------------------------------
     def _crop(self, frame: np.ndarray, box: Sequence[float], factor: float, size: int):
@@ -116,7 +117,9 @@ class MultiTracker:
         s = self._session
         m, p = self.engine.meta, self.preset
         crops = [self._crop(frame, t.box, p.search_factor, m.search_size) for t in s.targets]
-        batch = np.concatenate([normalize_patch(c.patch, m.mean, m.std) for c in crops])
+        batch = self._search_batch(len(crops))
+        for i, c in enumerate(crops):
+            normalize_patch(c.patch, m.mean, m.std, out=batch[i])
         logits, scores = self.engine.search(batch, s.templates)
         pred, probs = decode_boxes(logits)
         changed = []
@@ -140,6 +143,13 @@ class MultiTracker:
         if changed:
             self._refresh_templates(changed)
         return [(t.score >= p.lost_threshold, t.box) for t in s.targets]
+
+    def _search_batch(self, n: int) -> np.ndarray:
+        """The (n,3,S,S) float32 input buffer of the search step, allocated once per target count."""
+        if self._batch is None or len(self._batch) != n:
+            size = self.engine.meta.search_size
+            self._batch = np.empty((n, 3, size, size), np.float32)
+        return self._batch
 
     def _refresh_templates(self, idx: list[int]) -> None:
         """Re-encode the templates of targets ``idx``, one at a time: the template graph only ever

@@ -15,7 +15,7 @@ PRESETS = {"got10k": "got10k_test", "trackingnet": "trackingnet"}
 def _run(tracker, ref):
     frames = ref["synthetic__frames_bgr"]
     tracker.init(frames[0], ref["synthetic__init_xywh"])
-    states, scores, updated = [ref["synthetic__init_xywh"]], [np.nan], [0]
+    states, scores, updated = [np.asarray(ref["synthetic__init_xywh"])], [np.nan], [0]
     for f in frames[1:]:
         ok, box = tracker.update(f)
         states.append(box)
@@ -38,19 +38,32 @@ def test_reproduces_reference_tracking(export_small, tracker_ref, backend, prese
     assert updated.sum() >= 1  # the online update is really exercised
 
 
+@pytest.fixture(scope="module")
+def clip() -> dict:
+    """30 frames of the bundled sample clip and its first box, under the reference file's key names."""
+    import cv2
+
+    from conftest import SAMPLES
+
+    cap = cv2.VideoCapture(str(SAMPLES / "sample_clip.mp4"))
+    frames = [cap.read()[1] for _ in range(30)]
+    box = tuple(float(v) for v in (SAMPLES / "sample_clip_gt.txt").read_text().split()[0].split(","))
+    return {"synthetic__frames_bgr": np.stack(frames), "synthetic__init_xywh": box}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["openvino", "onnxruntime"])
-def test_cached_path_equals_full_graph(export_small, tracker_ref, backend):
-    cached = _run(Tracker(export_small, backend=backend, preset="got10k"), tracker_ref)
-    full = _run(Tracker(export_small, backend=backend, preset="got10k", graphs="full"), tracker_ref)
+def test_cached_path_equals_full_graph(export_small, clip, backend):
+    cached = _run(Tracker(export_small, backend=backend, preset="got10k"), clip)
+    full = _run(Tracker(export_small, backend=backend, preset="got10k", graphs="full"), clip)
     assert np.abs(cached[0] - full[0]).max() < 1e-3
     assert np.nanmax(np.abs(cached[1] - full[1])) < 1e-5
 
 
 @pytest.mark.slow
-def test_multi_target_equals_separate_trackers(export_small, tracker_ref):
-    frames = tracker_ref["synthetic__frames_bgr"]
-    boxes = [tuple(tracker_ref["synthetic__init_xywh"]), (40.0, 60.0, 30.0, 40.0), (120.0, 100.0, 50.0, 30.0)]
+def test_multi_target_equals_separate_trackers(export_small, clip):
+    frames = clip["synthetic__frames_bgr"]
+    boxes = [tuple(clip["synthetic__init_xywh"]), (40.0, 60.0, 30.0, 40.0), (120.0, 100.0, 50.0, 30.0)]
     multi = MultiTracker(export_small, preset="got10k")
     multi.init(frames[0], boxes)
     singles = [Tracker(export_small, preset="got10k") for _ in boxes]
@@ -63,10 +76,10 @@ def test_multi_target_equals_separate_trackers(export_small, tracker_ref):
             assert ok == ok1 and np.abs(np.subtract(box, box1)).max() < 1e-3 and abs(score - t.score) < 1e-5
 
 
-def test_prediction_distributions(export_small, tracker_ref):
-    frames = tracker_ref["synthetic__frames_bgr"]
+def test_prediction_distributions(export_small, clip):
+    frames = clip["synthetic__frames_bgr"]
     t = Tracker(export_small, backend="onnxruntime")
-    t.init(frames[0], tracker_ref["synthetic__init_xywh"])
+    t.init(frames[0], clip["synthetic__init_xywh"])
     assert t.last_prediction is None and np.isnan(t.score)
     ok, box = t.update(frames[1])
     p = t.last_prediction
