@@ -11,59 +11,10 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Dict, List, Optional
 
-# CPU flags that matter for inference speed (x86 /proc/cpuinfo names; ARM names kept as reported).
-INTERESTING_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
-                     "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16",
-                     "asimd", "asimddp", "sve", "sve2", "i8mm", "bf16")
+from mixformerv2_cpu.cpu import cpu_flags, cpu_model, isa_cap, usable_cores  # noqa: F401 (re-exported)
+
 LIBRARIES = ("mixformerv2-cpu", "numpy", "opencv-contrib-python-headless", "opencv-contrib-python",
              "opencv-python-headless", "opencv-python", "onnxruntime", "openvino", "psutil", "matplotlib", "tqdm")
-
-
-def usable_cores() -> int:
-    """CPUs this process may run on (affinity mask), else os.cpu_count()."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def _cpuinfo() -> Dict[str, str]:
-    """First processor block of /proc/cpuinfo (Linux) as a dict; {} elsewhere."""
-    out: Dict[str, str] = {}
-    try:
-        text = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        return out
-    for line in text.splitlines():
-        if not line.strip():
-            if out:
-                break
-            continue
-        key, _, value = line.partition(":")
-        out.setdefault(key.strip().lower(), value.strip())
-    return out
-
-
-def cpu_model() -> Optional[str]:
-    info = _cpuinfo()
-    for key in ("model name", "hardware", "cpu model", "processor"):
-        if info.get(key) and not info[key].isdigit():
-            return info[key]
-    if sys.platform == "darwin":
-        try:
-            import subprocess
-            return subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True,
-                                  text=True, timeout=5).stdout.strip() or None
-        except (OSError, subprocess.SubprocessError):
-            pass
-    return platform.processor() or None
-
-
-def cpu_flags() -> List[str]:
-    """The interesting SIMD / matrix flags this CPU reports (x86 'flags' or ARM 'features')."""
-    info = _cpuinfo()
-    flags = set((info.get("flags") or info.get("features") or "").split())
-    return [f for f in INTERESTING_FLAGS if f in flags]
 
 
 def physical_cores() -> Optional[int]:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from ._version import __version__
+from .cpu import INTERESTING_FLAGS, ISA_ENV, cpu_flags, cpu_model, isa_cap, usable_cores
 from .demo import (SessionOptions, check_outputs, has_display, parse_box,
                    run_session)
 from .errors import TrackerError, UsageError
@@ -29,8 +30,6 @@ from .sources import SourceError, open_source
 log = logging.getLogger(__name__)
 
 TrackerFactory = Callable[..., Any]
-CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni",
-             "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16", "neon", "asimd")
 EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 2, 130
 
 
@@ -43,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="more log output (-v info, -vv debug)")
-    sub = parser.add_subparsers(dest="command", metavar="{track,info}")
+    sub = parser.add_subparsers(dest="command", metavar="{track,info,verify}")
     sub.required = True
 
     track = sub.add_parser(
@@ -59,12 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="registered model name or path to a model file/folder "
                        "(default: the package's default model; see `mixformerv2 info`)")
     track.add_argument("--backend", "-b", default=None,
-                       help="inference backend: openvino or onnxruntime (default: the "
-                       "tracker's default)")
+                       help="inference backend: auto (default: the faster one on this CPU for "
+                       "this model, timed once and cached), openvino or onnxruntime")
     track.add_argument("--preset", "-p", default=None,
                        help="tracking preset name (search factor, template update interval)")
     track.add_argument("--precision", default=None,
-                       help="fp32 (default), int8 (exported NNCF graphs, OpenVINO) or bf16 "
+                       help="auto (default: the fastest precision whose accuracy was measured "
+                       "for the model), fp32, int8 (exported NNCF graphs, OpenVINO) or bf16 "
                        "(OpenVINO on AVX512-BF16/AMX CPUs)")
     track.add_argument("--threads", "-t", type=_positive_int, default=None,
                        help="CPU threads for inference (default: the backend's choice)")
@@ -84,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("info", help="versions, backends, CPU features, registered models")
     info.set_defaults(func=cmd_info)
+
+    verify = sub.add_parser("verify", help="check a model's files (size + sha256 from its manifest) and "
+                            "load every graph on every backend that reads it")
+    verify.add_argument("model", nargs="?", default=None,
+                        help="registered name, export folder, manifest or model file (default: the default model)")
+    verify.set_defaults(func=cmd_verify)
     return parser
 
 
@@ -133,30 +139,13 @@ def cmd_track(args: argparse.Namespace, tracker_factory: Optional[TrackerFactory
         summary = run_session(source, tracker, opts)
     finally:
         source.close()
+    engine = getattr(tracker, "engine", None)
+    if engine is not None and hasattr(engine, "description"):
+        print(f"engine: {engine.description}", flush=True)
     print(summary.line(), flush=True)
     if args.output is not None:
         log.info("annotated video: %s", args.output)
     return EXIT_INTERRUPTED if summary.interrupted else EXIT_OK
-
-
-def cpu_info() -> Dict[str, Any]:
-    """CPU model and the SIMD/matrix flags that matter for inference (Linux /proc/cpuinfo)."""
-    out: Dict[str, Any] = {"model": platform.processor() or platform.machine(), "flags": None}
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return out
-    flags: set = set()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip().lower()
-        if key in ("model name", "hardware") and out["model"] in ("", platform.machine()):
-            out["model"] = value.strip()
-        elif key in ("flags", "features") and not flags:
-            flags = set(value.split())
-    out["flags"] = [f for f in CPU_FLAGS if f in flags]
-    out["logical_cpus"] = sum(1 for ln in text.splitlines() if ln.startswith("processor"))
-    return out
 
 
 def _version_of(module: str) -> str:
@@ -182,11 +171,9 @@ def cmd_info(args: argparse.Namespace, tracker_factory: Optional[TrackerFactory]
             lines.append(f"  {name:<12} {'available' if reason is None else 'unavailable: ' + reason}")
     except Exception as exc:  # noqa: BLE001 - info must print whatever it can
         lines.append(f"  (cannot list backends: {exc})")
-    cpu = cpu_info()
-    lines.append(f"cpu: {cpu['model']}" + (f" ({cpu['logical_cpus']} logical CPUs)"
-                                             if cpu.get("logical_cpus") else ""))
-    if cpu["flags"] is not None:
-        lines.append(f"  flags: {' '.join(cpu['flags']) or '(none of ' + ', '.join(CPU_FLAGS) + ')'}")
+    lines.append(f"cpu: {cpu_model() or 'unknown'} ({usable_cores()} usable cores)")
+    lines.append(f"  flags: {' '.join(cpu_flags()) or '(none of ' + ', '.join(INTERESTING_FLAGS) + ')'}"
+                 + (f"; {ISA_ENV}={isa_cap()}" if isa_cap() else ""))
     lines.append("models:")
     try:
         from .models import list_models
@@ -197,8 +184,35 @@ def cmd_info(args: argparse.Namespace, tracker_factory: Optional[TrackerFactory]
             lines.append("  (none registered)")
     except Exception as exc:  # noqa: BLE001
         lines.append(f"  (cannot list models: {exc})")
+    try:
+        from .engine import Engine
+
+        lines.append(f"default engine: {Engine(None, threads=getattr(args, 'threads', None)).description}")
+    except Exception as exc:  # noqa: BLE001 - info must print whatever it can
+        lines.append(f"default engine: (cannot load the default model: {exc})")
     lines.append(f"display: {'yes' if has_display() else 'no (use --no-show --init)'}")
     print("\n".join(lines), flush=True)
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace, tracker_factory: Optional[TrackerFactory] = None) -> int:
+    """``mixformerv2 verify [MODEL]``: every listed file against the manifest, every graph loaded."""
+    from .backends import available_backends, load_graph
+    from .formats import BACKENDS
+    from .models import resolve_model
+
+    manifest = resolve_model(args.model)
+    manifest.verify_all()
+    print(f"{manifest.path}: {len(manifest.data['files'])} files match their size and sha256", flush=True)
+    usable = [b for b, reason in available_backends().items() if reason is None]
+    for precision, per_fmt in sorted(manifest.data["graphs"].items()):
+        for fmt, roles in sorted(per_fmt.items()):
+            for role, rel in sorted(roles.items()):
+                for backend in (b for b in usable if fmt in BACKENDS[b][2]):
+                    graph = load_graph(backend, manifest.folder / rel)
+                    if graph.metadata.role != role:
+                        raise UsageError(f"{rel}: metadata says role {graph.metadata.role!r}, manifest says {role!r}")
+                    print(f"  {precision:5s} {role:8s} {rel} loads on {backend}", flush=True)
     return EXIT_OK
 
 

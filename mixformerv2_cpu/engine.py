@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backends import backend_formats, check_backend, load_graph
+from .auto import AUTO, Choice, choose, time_search_step
+from .backends import Graph, backend_formats, check_backend, load_graph
 from .errors import BackendError, ModelFileError, SettingError
 from .formats import GRAPH_MODES, PRECISIONS, file_precision
 from .manifest import Manifest
@@ -43,25 +44,57 @@ class TemplateState:
 
 
 class Engine:
-    def __init__(self, model: str | os.PathLike | None = None, backend: str = "openvino", threads: int | None = None,
-                 precision: str = "fp32", graphs: str = "cached") -> None:
+    """The graphs of one model on one backend and precision. ``backend``/``precision`` may be "auto"
+    (the default of the trackers): the fastest verified combination here (see ``auto.py``)."""
+
+    def __init__(self, model: str | os.PathLike | None = None, backend: str = AUTO, threads: int | None = None,
+                 precision: str = AUTO, graphs: str = "cached") -> None:
         if not isinstance(graphs, str) or graphs not in GRAPH_MODES:
             raise SettingError(f"graphs must be one of {', '.join(GRAPH_MODES)}, got {graphs!r}")
-        if not isinstance(precision, str) or precision not in PRECISIONS:
-            raise BackendError(f"unknown precision {precision!r}; expected one of: {', '.join(PRECISIONS)}")
-        check_backend(backend)
+        if not isinstance(precision, str) or precision not in (AUTO, *PRECISIONS):
+            raise BackendError(f"unknown precision {precision!r}; expected one of: {AUTO}, {', '.join(PRECISIONS)}")
+        if backend != AUTO:
+            check_backend(backend)
         threads = check_threads(threads)
         self.manifest: Manifest = resolve_model(model)
         self.manifest.verify_all()
-        self.backend, self.threads, self.precision, self.mode = backend, threads, precision, graphs
-        self.graphs = {}
-        for role in GRAPH_MODES[graphs]:
+        self.threads, self.mode = threads, graphs
+        self.choice: Choice | None = None
+        if AUTO in (backend, precision):
+            self.choice = choose(self.manifest, backend, precision, threads, self._trial)
+            backend, precision = self.choice.backend, self.choice.precision
+        self.backend, self.precision = backend, precision
+        self.graphs = self._load(backend, precision)
+        self.meta: ModelMetadata = next(iter(self.graphs.values())).metadata
+
+    def _load(self, backend: str, precision: str) -> dict[str, Graph]:
+        graphs = {}
+        for role in GRAPH_MODES[self.mode]:
             path = self.manifest.graph_path(file_precision(precision), backend_formats(backend), role)
-            graph = load_graph(backend, path, threads, bf16=precision == "bf16")
+            graph = load_graph(backend, path, self.threads, bf16=precision == "bf16")
             if graph.metadata.role != role:
                 raise ModelFileError(f"{path}: metadata says role {graph.metadata.role!r}, expected {role!r}")
-            self.graphs[role] = graph
-        self.meta: ModelMetadata = next(iter(self.graphs.values())).metadata
+            graphs[role] = graph
+        return graphs
+
+    def _trial(self, backend: str, precision: str) -> float:
+        """Median ms of this mode's per-frame graph call on fixed inputs (for the automatic choice)."""
+        graphs = self._load(backend, precision)
+        meta = next(iter(graphs.values())).metadata
+        rng = np.random.default_rng(0)
+        t = rng.standard_normal((1, 3, meta.template_size, meta.template_size)).astype(np.float32)
+        s = rng.standard_normal((1, 3, meta.search_size, meta.search_size)).astype(np.float32)
+        if self.mode == "full":
+            return time_search_step(lambda: graphs["full"]({"template": t, "online_template": t, "search": s}))
+        kv = graphs["template"]({"template": t, "online_template": t})["template_kv"]
+        return time_search_step(lambda: graphs["search"]({"search": s, "template_kv": kv}))
+
+    @property
+    def description(self) -> str:
+        """What runs, e.g. "openvino fp32, 2 threads, cached graphs (auto: ...)"."""
+        threads = f"{self.threads} threads" if self.threads else "the backend's default threads"
+        text = f"{self.backend} {self.precision}, {threads}, {self.mode} graphs"
+        return text + (f" ({self.choice.describe()})" if self.choice else "")
 
     @property
     def variant(self) -> str:

@@ -7,6 +7,8 @@ need it skip when it is absent, naming the missing path (:func:`shared`).
 """
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,8 @@ REFERENCE = SHARED / "reference"
 SEQUENCES = SHARED / "data" / "sequences"
 PEERS = SHARED / "data" / "peers"
 SEED = 3
+# the automatic backend choice caches its timed trials per machine and model: keep the tests' own
+os.environ.setdefault("MIXFORMERV2_CACHE_DIR", tempfile.mkdtemp(prefix="mixformerv2-test-cache-"))
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
 

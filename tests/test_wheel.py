@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import venv
@@ -15,13 +16,22 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
+    # build from a clean copy: setuptools never empties build/lib, so files deleted from the tree
+    # (e.g. an older model layout) would still end up in a wheel built in the checkout
+    src = tmp_path_factory.mktemp("src") / "repo"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns("build", "dist", "*.egg-info", ".venv*", "runs", ".git",
+                                                             "__pycache__", ".pytest_cache"))
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-w", str(out),
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "-w", str(out),
                     "-q"], check=True)
     return next(out.glob("mixformerv2_cpu-*.whl"))
 
 
+WHEEL_LIMIT = 12 * 1024 * 1024  # the default model's weights are stored once (shared by its graphs)
+
+
 def test_wheel_contains_default_model_and_no_generic_top_level(wheel):
+    assert wheel.stat().st_size <= WHEEL_LIMIT, f"wheel is {wheel.stat().st_size / 2**20:.1f} MB"
     names = zipfile.ZipFile(wheel).namelist()
     registry = json.loads((ROOT / "models" / "registry.json").read_text())
     manifest_rel = registry["models"]["default"]["manifest"]

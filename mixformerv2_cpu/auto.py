@@ -1,0 +1,145 @@
+"""``backend="auto"`` / ``precision="auto"``: the fastest verified engine for this CPU and model.
+
+Candidates are the backends that import here times the precisions whose accuracy was measured
+for this model: fp32 always (every export is parity-checked against PyTorch), int8 only when the
+export's manifest holds an int8 accuracy report that passed its gate (``int8_report.accepted``),
+bf16 never automatically (no accuracy record). When more than one candidate is left, each runs a
+short timed trial of the per-frame search step (fixed inputs, a few warm-up calls, then the
+median of ``TRIAL_CALLS``) and the fastest wins. The choice is cached per machine and model (CPU
+model, flags, instruction-set cap, threads, library versions, manifest sha256) in
+``$MIXFORMERV2_CACHE_DIR`` (default ``~/.cache/mixformerv2-cpu``), so only the first use pays.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .backends import available_backends
+from .cpu import cpu_flags, cpu_model, isa_cap
+from .manifest import Manifest, sha256_of
+
+AUTO = "auto"
+ENV_CACHE = "MIXFORMERV2_CACHE_DIR"
+WARMUP_CALLS, TRIAL_CALLS = 5, 25
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The engine picked, and why: ``trial_ms`` maps "backend/precision" to its median search-step ms."""
+
+    backend: str
+    precision: str
+    reason: str
+    trial_ms: dict[str, float]
+
+    def describe(self) -> str:
+        if not self.trial_ms:
+            return f"auto: {self.reason}"
+        times = ", ".join(f"{k} {v:.2f} ms" for k, v in sorted(self.trial_ms.items(), key=lambda kv: kv[1]))
+        return f"auto: {self.reason} (search step: {times})"
+
+
+def verified_precisions(manifest: Manifest) -> list[str]:
+    """Precisions whose accuracy was measured for this model and passed."""
+    out = ["fp32"] if "fp32" in manifest.data["graphs"] else []
+    report = manifest.data.get("int8_report", {})
+    if "int8" in manifest.data["graphs"] and report.get("accepted") is True:
+        out.append("int8")
+    return out
+
+
+def candidates(manifest: Manifest, backend: str, precision: str) -> list[tuple[str, str]]:
+    """(backend, precision) pairs allowed by the request ("auto" or a fixed value) and the model files."""
+    from .backends import backend_formats
+    from .formats import file_precision
+
+    backends = [b for b, reason in available_backends().items() if reason is None] if backend == AUTO else [backend]
+    precisions = verified_precisions(manifest) if precision == AUTO else [precision]
+    out = []
+    for b in backends:
+        for p in precisions:
+            per_fmt = manifest.data["graphs"].get(file_precision(p), {})
+            if any(f in per_fmt for f in backend_formats(b)):
+                out.append((b, p))
+    return out
+
+
+def cache_path() -> Path:
+    root = os.environ.get(ENV_CACHE) or os.path.join(os.path.expanduser("~"), ".cache", "mixformerv2-cpu")
+    return Path(root) / "auto.json"
+
+
+def cache_key(manifest: Manifest, threads: int | None, options: list[tuple[str, str]]) -> str:
+    from importlib import metadata
+
+    versions = []
+    for dist in ("openvino", "onnxruntime"):
+        try:
+            versions.append(metadata.version(dist))
+        except metadata.PackageNotFoundError:
+            versions.append("-")
+    key = [cpu_model(), cpu_flags(), isa_cap(), threads, versions, sha256_of(manifest.path), sorted(options)]
+    return hashlib.sha256(json.dumps(key, default=str).encode()).hexdigest()[:24]
+
+
+def _read_cache() -> dict:
+    try:
+        return json.loads(cache_path().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_cache(key: str, choice: Choice) -> None:
+    path = cache_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = _read_cache()
+        data[key] = asdict(choice)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        tmp.replace(path)
+    except OSError:
+        pass  # an unwritable cache only means the trial runs again next time
+
+
+def time_search_step(search: Callable[[], object]) -> float:
+    """Median ms of ``search()`` over TRIAL_CALLS calls after WARMUP_CALLS warm-up calls."""
+    for _ in range(WARMUP_CALLS):
+        search()
+    times = []
+    for _ in range(TRIAL_CALLS):
+        t0 = time.perf_counter()
+        search()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1e3)
+
+
+def choose(manifest: Manifest, backend: str, precision: str, threads: int | None,
+           trial: Callable[[str, str], float]) -> Choice:
+    """Resolve "auto" in ``backend``/``precision``. ``trial(backend, precision)`` -> median search-step ms."""
+    options = candidates(manifest, backend, precision)
+    if not options:
+        from .errors import BackendError
+
+        raise BackendError(f"{manifest.path}: no graphs for backend={backend!r}, precision={precision!r} "
+                           f"(verified precisions: {verified_precisions(manifest)}, backends: "
+                           f"{[b for b, r in available_backends().items() if r is None]})")
+    if len(options) == 1:
+        b, p = options[0]
+        return Choice(b, p, f"{b} {p}: the only verified option here", {})
+    key = cache_key(manifest, threads, options)
+    cached = _read_cache().get(key)
+    if cached:
+        return Choice(**{**cached, "reason": cached["reason"] + " (cached)"})
+    timings = {f"{b}/{p}": trial(b, p) for b, p in options}
+    best = min(options, key=lambda o: timings[f"{o[0]}/{o[1]}"])
+    choice = Choice(best[0], best[1], f"{best[0]} {best[1]}: fastest in a timed trial", timings)
+    _write_cache(key, choice)
+    return choice

@@ -1,0 +1,70 @@
+"""What this CPU can do: model name, the SIMD/matrix flags that matter for inference, usable cores.
+
+Best effort: a field that cannot be read is None / empty, never an exception. The CLI (`info`),
+the automatic backend choice and the benchmark harness all read this module.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+# CPU flags that matter for inference speed (x86 /proc/cpuinfo names; ARM names kept as reported)
+INTERESTING_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+                     "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16",
+                     "asimd", "asimddp", "sve", "sve2", "i8mm", "bf16")
+ISA_ENV = "ONEDNN_MAX_CPU_ISA"  # oneDNN's (and OpenVINO's oneDNN kernels') instruction-set cap
+
+
+def usable_cores() -> int:
+    """CPUs this process may run on (affinity mask), else os.cpu_count()."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _cpuinfo() -> dict[str, str]:
+    """First processor block of /proc/cpuinfo (Linux) as a dict; {} elsewhere."""
+    out: dict[str, str] = {}
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return out
+    for line in text.splitlines():
+        if not line.strip():
+            if out:
+                break
+            continue
+        key, _, value = line.partition(":")
+        out.setdefault(key.strip().lower(), value.strip())
+    return out
+
+
+def cpu_model() -> str | None:
+    info = _cpuinfo()
+    for key in ("model name", "hardware", "cpu model", "processor"):
+        if info.get(key) and not info[key].isdigit():
+            return info[key]
+    if sys.platform == "darwin":
+        try:
+            return subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True,
+                                  text=True, timeout=5).stdout.strip() or None
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return platform.processor() or None
+
+
+def cpu_flags() -> list[str]:
+    """The interesting SIMD / matrix flags this CPU reports (x86 'flags' or ARM 'features')."""
+    info = _cpuinfo()
+    flags = set((info.get("flags") or info.get("features") or "").split())
+    return [f for f in INTERESTING_FLAGS if f in flags]
+
+
+def isa_cap() -> str | None:
+    """The instruction-set cap set for oneDNN/OpenVINO in this process (e.g. 'AVX2'), or None."""
+    value = os.environ.get(ISA_ENV, "").strip()
+    return value.upper() or None

@@ -1,0 +1,90 @@
+"""backend="auto" / precision="auto": candidates, the timed trial, its cache; `mixformerv2 verify`."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from mixformerv2_cpu import Tracker, auto, cli
+from mixformerv2_cpu.manifest import Manifest
+
+
+def _manifest(graphs: dict, int8_report: dict | None = None) -> Manifest:
+    data = {"graphs": graphs, "files": {}}
+    if int8_report is not None:
+        data["int8_report"] = int8_report
+    return Manifest(auto.Path("/nonexistent/x.manifest.json"), data)
+
+
+FP32 = {"onnx": {"template": "x.template.onnx", "search": "x.search.onnx"}}
+INT8 = {"openvino": {"template": "x.int8.template.xml", "search": "x.int8.search.xml"}}
+
+
+def test_only_precisions_with_a_passed_accuracy_record_are_candidates():
+    plain = _manifest({"fp32": FP32})
+    assert auto.verified_precisions(plain) == ["fp32"]
+    assert set(auto.candidates(plain, "auto", "auto")) == {("openvino", "fp32"), ("onnxruntime", "fp32")}
+    unmeasured = _manifest({"fp32": FP32, "int8": INT8})
+    assert auto.verified_precisions(unmeasured) == ["fp32"]  # int8 files, but no accuracy record
+    failed = _manifest({"fp32": FP32, "int8": INT8}, {"accepted": False})
+    assert auto.verified_precisions(failed) == ["fp32"]
+    passed = _manifest({"fp32": FP32, "int8": INT8}, {"accepted": True})
+    assert auto.verified_precisions(passed) == ["fp32", "int8"]
+    # int8 exists as OpenVINO IR only: ONNX Runtime cannot run it
+    assert ("onnxruntime", "int8") not in auto.candidates(passed, "auto", "auto")
+    assert ("openvino", "int8") in auto.candidates(passed, "auto", "auto")
+    assert auto.candidates(passed, "onnxruntime", "auto") == [("onnxruntime", "fp32")]
+
+
+def test_the_fastest_candidate_wins_and_the_choice_is_cached(export_small, tmp_path, monkeypatch):
+    monkeypatch.setenv(auto.ENV_CACHE, str(tmp_path / "cache"))
+    calls = []
+
+    def fake_trial(self, backend, precision):
+        calls.append((backend, precision))
+        return {"openvino": 5.0, "onnxruntime": 2.0}[backend]
+
+    monkeypatch.setattr("mixformerv2_cpu.engine.Engine._trial", fake_trial)
+    t = Tracker(export_small, threads=1)
+    assert (t.engine.backend, t.engine.precision) == ("onnxruntime", "fp32")
+    assert sorted(calls) == [("onnxruntime", "fp32"), ("openvino", "fp32")]
+    assert "onnxruntime/fp32 2.00 ms" in t.engine.description and "fastest" in t.engine.description
+    calls.clear()
+    again = Tracker(export_small, threads=1)
+    assert calls == [] and again.engine.backend == "onnxruntime" and "(cached)" in again.engine.description
+    Tracker(export_small, threads=2)  # another thread count is another measurement
+    assert len(calls) == 2
+    entries = json.loads((tmp_path / "cache" / "auto.json").read_text())
+    assert len(entries) == 2
+
+
+def test_a_fixed_backend_and_precision_skip_the_trial(export_small, monkeypatch):
+    monkeypatch.setattr("mixformerv2_cpu.engine.Engine._trial", lambda *a: pytest.fail("no trial expected"))
+    t = Tracker(export_small, backend="openvino", precision="fp32")
+    assert t.engine.choice is None and t.engine.description.startswith("openvino fp32")
+    t = Tracker(export_small, backend="onnxruntime")  # precision auto: fp32 is the only verified one
+    assert t.engine.precision == "fp32" and "only verified option" in t.engine.description
+
+
+def test_real_trial_measures_both_backends(export_small, tmp_path, monkeypatch):
+    monkeypatch.setenv(auto.ENV_CACHE, str(tmp_path))
+    t = Tracker(export_small, threads=1)
+    assert set(t.engine.choice.trial_ms) == {"openvino/fp32", "onnxruntime/fp32"}
+    assert all(v > 0 for v in t.engine.choice.trial_ms.values())
+    assert t.engine.choice.trial_ms[f"{t.engine.backend}/fp32"] == min(t.engine.choice.trial_ms.values())
+
+
+def test_verify_command(export_small, tmp_path, capsys):
+    assert cli.main(["verify", str(export_small)]) == 0
+    out = capsys.readouterr().out
+    assert "4 files match their size and sha256" in out  # 3 graphs + the shared weights
+    assert out.count("loads on openvino") == 3 and out.count("loads on onnxruntime") == 3
+    copy = tmp_path / "exp"
+    shutil.copytree(export_small, copy)
+    victim = copy / "mixformerv2_small.full.onnx"
+    data = bytearray(victim.read_bytes())
+    data[-10] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    assert cli.main(["verify", str(copy)]) == 2
+    assert "mixformerv2_small.full.onnx does not match the sha256" in capsys.readouterr().err
