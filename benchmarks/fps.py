@@ -285,6 +285,31 @@ def prepare(args: argparse.Namespace) -> dict:
                 peers_dir=args.peers_dir or default_peers_dir(), src_path=src_path)
 
 
+def add_machine_limits(result: dict, models: Sequence[ModelEntry], threads: Sequence[int]) -> None:
+    """Network GFLOP/s of every model row and, measured in the same run, a plain fp32 GEMM's GFLOP/s on the
+    same threads: ``result['gemm_gflops'] = {threads: GFLOP/s}``, rows get ``gflops`` and ``gemm_share``."""
+    from mixformerv2_cpu.manifest import read_manifest
+
+    from .flops import gemm_gflops, graph_macs
+
+    macs = {}
+    for m in models:
+        manifest = read_manifest(m.manifest)
+        onnx = manifest.data["graphs"].get("fp32", {}).get("onnx", {})
+        macs[m.label] = {role: graph_macs(manifest.folder / rel) for role, rel in onnx.items() if role != "template"}
+    gemm = {t: gemm_gflops(t) for t in threads}
+    result["gemm_gflops"] = {str(t): round(v, 1) for t, v in gemm.items()}
+    result["macs"] = macs
+    for r in result["rows"]:
+        if r["kind"] == "peer" or r["status"] != "ok" or not r.get("model_only"):
+            continue
+        role = "full" if r["backend"] == "baseline" else "search"
+        per_call = macs.get(r["label"], {}).get(role)
+        if per_call:
+            r["gflops"] = 2 * per_call * r.get("targets", 1) / (r["model_only"]["median_ms"] / 1e3) / 1e9
+            r["gemm_share"] = r["gflops"] / gemm[r["threads"]]
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of ``mixformerv2-bench``. Exit status: 0 ok, 1 some row failed, 2 bad input."""
     args = build_parser().parse_args(argv)
@@ -331,6 +356,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         "warnings": warnings,
         "rows": rows,
     }
+    if plan["models"]:
+        add_machine_limits(result, plan["models"], plan["threads"])
     result["ratios"] = report.baseline_ratios(rows)
     paths = report.write_outputs(result, args.out, plot=not args.no_plot)
     md = report.markdown(result)

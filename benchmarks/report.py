@@ -36,6 +36,12 @@ def _ms3(s: Optional[dict]) -> str:
     return f"{_f(s['median_ms'], 2)} / {_f(s['p90_ms'], 2)} / {_f(s['mean_ms'], 2)}"
 
 
+def _gflops(row: dict) -> str:
+    if row.get("gflops") is None:
+        return "—"
+    return f"{row['gflops']:.1f} ({100 * row['gemm_share']:.0f} %)"
+
+
 def _threads(row: dict) -> str:
     return f"{row['threads']}*" if row.get("oversubscribed") else str(row["threads"])
 
@@ -94,6 +100,11 @@ def markdown(result: dict) -> str:
              f"- RSS: {s['rss_method']}.",
              "- Backends: " + "; ".join(f"`{k}` = {v}" for k, v in s["backends"].items()) if s["backends"] else
              "- Backends: none"]
+    if result.get("gemm_gflops"):
+        lines.append("- Machine limit, measured in this run: a plain fp32 GEMM (1024x1024 @ 1024x1024, OpenVINO) "
+                     "reaches " + ", ".join(f"{v} GFLOP/s at {t} thread{'s' if t != '1' else ''}"
+                                            for t, v in result["gemm_gflops"].items())
+                     + "; network GFLOP/s = 2 x multiply-accumulates of the graph / model-only median.")
     if any(r.get("oversubscribed") for r in result["rows"]):
         lines.append("- `*` threads above the usable core count (oversubscribed).")
     for w in result.get("warnings", []):
@@ -102,14 +113,14 @@ def markdown(result: dict) -> str:
     single = [r for r in result["rows"] if r["kind"] in ("single", "peer") and r["status"] == "ok"]
     if single:
         lines += ["", "### Single target", "",
-                  "| Tracker | Backend | Precision | Threads | Model-only ms | Model-only FPS | End-to-end ms "
-                  "| End-to-end FPS | Load s | First use s | Peak RSS MB | ΔRSS MB |",
-                  "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| Tracker | Backend | Precision | Threads | Model-only ms | Model-only FPS | Network GFLOP/s "
+                  "(% of GEMM) | End-to-end ms | End-to-end FPS | Load s | First use s | Peak RSS MB | ΔRSS MB |",
+                  "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in single:
             mo = r.get("model_only")
             lines.append(f"| {_tracker(r)} | {BACKEND_SHORT.get(r['backend'], r['backend'])} | "
                          f"{r['precision'] if r['precision'] != '-' else '—'} | {_threads(r)} | {_ms3(mo)} | "
-                         f"{_f(mo['fps']) if mo else '—'} | {_ms3(r['end_to_end'])} | "
+                         f"{_f(mo['fps']) if mo else '—'} | {_gflops(r)} | {_ms3(r['end_to_end'])} | "
                          f"**{_f(r['end_to_end']['fps'])}** | "
                          f"{_f(r['load_s'], 2)} | {_f(r['first_s'], 2)} | {_f(r.get('rss_mb'), 0)} | "
                          f"{_f(r.get('rss_delta_mb'), 0)} |")

@@ -132,6 +132,15 @@ def test_quick_run_writes_every_row(quick_run, capsys):
     if (PEERS_DIR / "vittrack" / "vitTracker.onnx").is_file():
         assert rows["peer|vittrack|opencv|-|t1|n1"]["status"] == "ok"
 
+    # machine limit measured in the same run; every model row says how close it gets
+    assert float(data["gemm_gflops"]["1"]) > 0
+    macs = data["macs"]["tiny"]
+    assert macs["search"] > 0 and macs["full"] > macs["search"]
+    for key, r in rows.items():
+        if r["kind"] != "peer" and r["status"] == "ok":
+            role = "full" if r["backend"] == "baseline" else "search"
+            want = 2 * macs[role] * r["targets"] / (r["model_only"]["median_ms"] / 1e3) / 1e9
+            assert r["gflops"] == pytest.approx(want) and r["gemm_share"] > 0, key
     ratios = {(q["backend"], q["precision"]): q for q in data["ratios"]}
     # one speed-up row per cached (backend, precision) that ran: fp32 on both, bf16 where the CPU has it
     ran = {(r["backend"], r["precision"]) for r in rows.values()
