@@ -64,9 +64,10 @@ def export_model(model: MixFormerV2, variant: str, out: str | os.PathLike, name:
         if int8_source:
             from .quantize import quantize_int8
 
-            graphs["int8"], extra["int8_report"] = quantize_int8(
-                model, variant, tmp, name, tmp / graphs["fp32"]["onnx"]["template"],
-                tmp / graphs["fp32"]["onnx"]["search"], int8_source, int8_samples)
+            fp32_files = {role: tmp / graphs["fp32"]["onnx"][role] for role in ("template", "search")}
+            int8, extra["int8_report"] = quantize_int8(tmp, name, fp32_files, int8_source, int8_samples)
+            if int8:
+                graphs["int8"] = int8
         stale = out / f"{name}{MANIFEST_SUFFIX}"
         stale.unlink(missing_ok=True)  # an older export of this name stops looking complete first
         for f in tmp.iterdir():

@@ -1,8 +1,17 @@
-"""INT8 OpenVINO graphs by NNCF post-training quantisation, calibrated on real crops.
+"""INT8 graphs from the fp32 graph files, with their accuracy measured on real crops.
 
-The template encoder and the search step are quantised separately (the search step is
-calibrated with the fp32 template keys/values of the same pairs). The accuracy cost is measured
-on held-out pairs: IoU between the fp32 and int8 boxes and the score difference.
+Two flavours, because which one pays off depends on the CPU:
+
+- ``onnx``: ONNX Runtime dynamic quantisation of the MatMul/Gemm weights (int8 weights, activations
+  quantised per call; LayerNorm, softmax and the convolutional stem stay fp32). On AVX2-only CPUs
+  ONNX Runtime runs these as u8 x s8 dot products (VPMADDUBSW), the integer path AVX2 is fast at.
+- ``openvino``: NNCF post-training static quantisation (calibrated on real crops) as OpenVINO IR,
+  which pays off on CPUs with VNNI/AMX.
+
+Each flavour is run on held-out real crop pairs against fp32 (box IoU, score difference). Only a
+flavour that passes the gate (:data:`GATE`) is listed in the manifest; ``int8_report`` records
+both, so ``precision="auto"`` never runs an int8 graph whose accuracy was not measured and passed.
+Works on the exported files alone (no torch): the shipped default model can be quantised too.
 """
 from __future__ import annotations
 
@@ -10,17 +19,20 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import openvino as ov
 
 from mixformerv2_cpu.backends import load_graph
 from mixformerv2_cpu.decode import decode_boxes
+from mixformerv2_cpu.formats import side_files
+from mixformerv2_cpu.metadata import ModelMetadata
 
 from .calibration import sample_pairs
-from .graphs import graph_metadata
-from .model import MixFormerV2
 from .to_openvino import save_ir
 
 log = logging.getLogger(__name__)
+# an int8 flavour is accepted when, on held-out real crops, its boxes overlap the fp32 boxes by this
+# mean IoU and its scores differ by at most this much on average
+GATE = {"iou_vs_fp32_mean_min": 0.90, "score_absdiff_mean_max": 0.03}
+READER = {"onnx": "onnxruntime", "openvino": "openvino"}
 
 
 def box_iou_cxcywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -39,8 +51,8 @@ def box_iou_cxcywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
-def _run_pairs(template_file: Path, search_file: Path, pairs) -> tuple[np.ndarray, np.ndarray]:
-    tmpl, search = load_graph("openvino", template_file), load_graph("openvino", search_file)
+def _run_pairs(backend: str, template_file: Path, search_file: Path, pairs) -> tuple[np.ndarray, np.ndarray]:
+    tmpl, search = load_graph(backend, template_file), load_graph(backend, search_file)
     boxes, scores = [], []
     for p in pairs:
         kv = tmpl({"template": p.template, "online_template": p.online_template})["template_kv"]
@@ -50,36 +62,84 @@ def _run_pairs(template_file: Path, search_file: Path, pairs) -> tuple[np.ndarra
     return np.array(boxes), np.array(scores)
 
 
-def quantize_int8(model: MixFormerV2, variant: str, folder: Path, name: str, template_file: Path, search_file: Path,
-                  sources: list[Path], samples: int = 300, holdout: int = 100) -> tuple[dict, dict]:
-    """Quantise the fp32 graph files (ONNX or IR) into ``<name>.int8.{template,search}.xml`` in ``folder``;
-    return (graphs entry, report)."""
-    import nncf
+def _int8_metadata(fp32_file: Path) -> dict[str, str]:
+    meta = load_graph("onnxruntime", fp32_file).metadata.to_strings()
+    return {**meta, "precision": "int8"}
 
-    cfg = model.cfg
-    tmpl_meta = load_graph("openvino", template_file).metadata
-    pairs = sample_pairs(sources, samples + holdout, cfg.template_size, cfg.search_size, tmpl_meta.mean,
-                         tmpl_meta.std, seed=0)
-    calib, held = pairs[:samples], pairs[samples:]
-    tmpl_fp32 = load_graph("openvino", template_file)
-    core = ov.Core()
-    t_items = [{"template": p.template, "online_template": p.online_template} for p in calib]
-    s_items = [{"search": p.search, "template_kv": tmpl_fp32(t)["template_kv"]} for p, t in zip(calib, t_items)]
-    out = {}
-    for role, src, items in (("template", template_file, t_items), ("search", search_file, s_items)):
-        q = nncf.quantize(core.read_model(str(src)), nncf.Dataset(items), subset_size=len(items),
-                          model_type=nncf.ModelType.TRANSFORMER)
-        path = folder / f"{name}.int8.{role}.xml"
-        save_ir(q, path, graph_metadata(model, variant, role, precision="int8"))
-        out[role] = path.name
-    fp_boxes, fp_scores = _run_pairs(template_file, search_file, held)
-    q_boxes, q_scores = _run_pairs(folder / out["template"], folder / out["search"], held)
+
+def _dynamic_onnx(src: Path, dst: Path) -> Path:
+    """ONNX Runtime dynamic quantisation of MatMul/Gemm weights; metadata copied with precision int8."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quiet = logging.getLogger()  # the quantiser logs one line per tensor it leaves in fp32
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"],
+                         per_channel=True)
+    finally:
+        quiet.setLevel(level)
+    proto = onnx.load(str(dst))
+    del proto.metadata_props[:]
+    for k, v in _int8_metadata(src).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v
+    onnx.save(proto, str(dst))
+    return dst
+
+
+def _nncf_ir(src: Path, dst: Path, items: list[dict]) -> Path:
+    import nncf
+    import openvino as ov
+
+    q = nncf.quantize(ov.Core().read_model(str(src)), nncf.Dataset(items), subset_size=len(items),
+                      model_type=nncf.ModelType.TRANSFORMER)
+    save_ir(q, dst, _int8_metadata(src))
+    return dst
+
+
+def measure(fp32: dict[str, Path], int8: dict[str, Path], fmt: str, held, search_size: int) -> dict:
+    """Held-out accuracy of one int8 flavour against fp32 (both run by the backend that reads ``fmt``)."""
+    backend = READER[fmt]
+    fp_boxes, fp_scores = _run_pairs(backend, fp32["template"], fp32["search"], held)
+    q_boxes, q_scores = _run_pairs(backend, int8["template"], int8["search"], held)
     iou = box_iou_cxcywh(fp_boxes, q_boxes)
     dscore = np.abs(fp_scores - q_scores)
-    dbox_px = np.abs(fp_boxes - q_boxes).max(axis=1) * cfg.search_size
-    summary = {"heldout_pairs": len(held), "calibration_pairs": len(calib),
+    dbox_px = np.abs(fp_boxes - q_boxes).max(axis=1) * search_size
+    summary = {"heldout_pairs": len(held), "run_by": backend,
                "iou_vs_fp32_mean": round(float(iou.mean()), 4), "iou_vs_fp32_p5": round(float(np.percentile(iou, 5)), 4),
                "box_maxdiff_px_mean": round(float(dbox_px.mean()), 3),
                "score_absdiff_mean": round(float(dscore.mean()), 5), "score_absdiff_max": round(float(dscore.max()), 5)}
-    log.info("int8 accuracy cost on %d held-out crops: %s", len(held), summary)
-    return {"openvino": out}, {"summary": summary, "sources": [str(s) for s in sources]}
+    summary["accepted"] = bool(summary["iou_vs_fp32_mean"] >= GATE["iou_vs_fp32_mean_min"]
+                               and summary["score_absdiff_mean"] <= GATE["score_absdiff_mean_max"])
+    return summary
+
+
+def quantize_int8(folder: Path, name: str, fp32: dict[str, Path], sources: list[Path], samples: int = 300,
+                  holdout: int = 100) -> tuple[dict, dict]:
+    """Write the int8 flavours of the fp32 ``template``/``search`` files into ``folder``, measure each on
+    held-out crops of ``sources``; return (graphs entry of the accepted flavours, report of all)."""
+    meta: ModelMetadata = load_graph("onnxruntime", fp32["template"]).metadata
+    pairs = sample_pairs(sources, samples + holdout, meta.template_size, meta.search_size, meta.mean, meta.std, seed=0)
+    calib, held = pairs[:samples], pairs[samples:]
+    tmpl_fp32 = load_graph("onnxruntime", fp32["template"])
+    t_items = [{"template": p.template, "online_template": p.online_template} for p in calib]
+    s_items = [{"search": p.search, "template_kv": tmpl_fp32(t)["template_kv"]} for p, t in zip(calib, t_items)]
+    flavours = {
+        "onnx": {role: _dynamic_onnx(fp32[role], folder / f"{name}.int8.{role}.onnx") for role in ("template", "search")},
+        "openvino": {role: _nncf_ir(fp32[role], folder / f"{name}.int8.{role}.xml", items)
+                     for role, items in (("template", t_items), ("search", s_items))},
+    }
+    graphs, report = {}, {"gate": GATE, "calibration_pairs": len(calib), "sources": [str(s) for s in sources]}
+    for fmt, files in flavours.items():
+        report[fmt] = measure(fp32, files, fmt, held, meta.search_size)
+        log.info("int8 (%s) vs fp32 on %d held-out crops: %s", fmt, len(held), report[fmt])
+        if report[fmt]["accepted"]:
+            graphs[fmt] = {role: p.name for role, p in files.items()}
+        else:  # not listed, not kept: an unmeasured or failed int8 file never ships
+            for p in files.values():
+                for q in (p, *side_files(p)):
+                    q.unlink(missing_ok=True)
+    report["accepted"] = bool(graphs)
+    return graphs, report

@@ -1,45 +1,83 @@
-"""INT8 export: NNCF-quantised OpenVINO graphs calibrated on real crops, with the accuracy report."""
+"""INT8 graphs: both flavours (ONNX Runtime dynamic, OpenVINO NNCF static) measured against fp32 on real
+crops; only flavours that pass the gate are listed; on the trained default model int8 tracks like fp32."""
 from __future__ import annotations
+
+import json
+import shutil
 
 import numpy as np
 import pytest
 import torch
 
 from mixformerv2_cpu import ModelFileError, Tracker
-from mixformerv2_cpu.manifest import read_manifest
-from mixformerv2_cpu.models import find_manifest
+from mixformerv2_cpu.manifest import read_manifest, write_manifest
+from mixformerv2_cpu.models import find_manifest, resolve_model
+from mixformerv2_export import quantize
 from mixformerv2_export.exporter import export_model
 from mixformerv2_export.model import MixFormerV2, ModelConfig
 
 
-@pytest.fixture(scope="module")
-def tiny_int8(tmp_path_factory, sample_sequence):
+def _tiny_export(out, sample_sequence):
     torch.manual_seed(0)
     model = MixFormerV2(ModelConfig(embed_dim=64, depth=2, num_heads=2, mlp_ratio=1.0, template_size=48,
                                     search_size=96, bins=24)).eval()
-    out = tmp_path_factory.mktemp("tiny_int8")
     export_model(model, "custom", out, "tiny", int8_source=[sample_sequence], int8_samples=24)
-    return out
+    return read_manifest(find_manifest(out))
 
 
 @pytest.mark.slow
-def test_int8_graphs_and_report(tiny_int8):
-    m = read_manifest(find_manifest(tiny_int8))
-    assert m.precisions() == ["fp32", "int8"]
-    assert sorted(m.data["graphs"]["int8"]["openvino"]) == ["search", "template"]
-    summary = m.data["int8_report"]["summary"]
-    assert summary["calibration_pairs"] == 24 and summary["heldout_pairs"] == 100
-    assert 0.0 <= summary["iou_vs_fp32_mean"] <= 1.0 and summary["score_absdiff_max"] >= 0
-    frame = np.zeros((120, 160, 3), np.uint8)
-    frame[40:80, 60:100] = (30, 200, 90)
-    t = Tracker(tiny_int8, backend="openvino", precision="int8")
-    assert t.engine.meta.precision == "int8"
-    t.init(frame, (60, 40, 40, 40))
-    ok, box = t.update(frame)
-    assert 0 <= t.score <= 1 and np.isfinite(box).all()
+def test_int8_report_lists_only_accepted_flavours(tmp_path, sample_sequence, monkeypatch):
+    m = _tiny_export(tmp_path / "ok", sample_sequence)
+    report = m.data["int8_report"]
+    assert report["calibration_pairs"] == 24 and set(report["gate"]) == set(quantize.GATE)
+    for fmt in ("onnx", "openvino"):
+        r = report[fmt]
+        assert r["heldout_pairs"] == 100 and r["accepted"] == (
+            r["iou_vs_fp32_mean"] >= quantize.GATE["iou_vs_fp32_mean_min"]
+            and r["score_absdiff_mean"] <= quantize.GATE["score_absdiff_mean_max"])
+        assert (fmt in m.data["graphs"].get("int8", {})) == r["accepted"]
+    # an impossible gate: nothing is listed, nothing is left on disk, auto keeps fp32
+    monkeypatch.setitem(quantize.GATE, "iou_vs_fp32_mean_min", 1.01)
+    strict = _tiny_export(tmp_path / "strict", sample_sequence)
+    assert strict.precisions() == ["fp32"] and strict.data["int8_report"]["accepted"] is False
+    assert not list((tmp_path / "strict").glob("*int8*"))
+    with pytest.raises(ModelFileError, match="no 'int8' graphs"):
+        Tracker(tmp_path / "strict", backend="openvino", precision="int8")
+    assert Tracker(tmp_path / "strict").engine.precision == "fp32"
+
+
+def _track(tracker, frames, box):
+    tracker.init(frames[0], box)
+    return np.array([tracker.update(f)[1] for f in frames[1:]])
+
+
+def _iou(a, b):
+    x1, y1 = np.maximum(a[:, 0], b[:, 0]), np.maximum(a[:, 1], b[:, 1])
+    x2, y2 = np.minimum(a[:, 0] + a[:, 2], b[:, 0] + b[:, 2]), np.minimum(a[:, 1] + a[:, 3], b[:, 1] + b[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    return inter / (a[:, 2] * a[:, 3] + b[:, 2] * b[:, 3] - inter)
 
 
 @pytest.mark.slow
-def test_int8_is_openvino_only(tiny_int8):
-    with pytest.raises(ModelFileError, match="no onnx files for int8; available: \\['openvino'\\]"):
-        Tracker(tiny_int8, backend="onnxruntime", precision="int8")
+def test_int8_of_the_trained_default_model_tracks_like_fp32(tmp_path, sample_sequence):
+    """The shipped (trained) model quantised on the CC0 sample clip: the held-out crops pass the gate, and
+    tracking the clip with int8 stays on the fp32 boxes (mean IoU >= 0.85 on every frame's box)."""
+    import cv2
+
+    src = resolve_model(None)
+    folder = tmp_path / "default"
+    shutil.copytree(src.folder, folder)
+    fp32 = {r: folder / src.data["graphs"]["fp32"]["onnx"][r] for r in ("template", "search")}
+    int8, report = quantize.quantize_int8(folder, "default", fp32, [sample_sequence], samples=60, holdout=60)
+    assert set(int8) == {"onnx", "openvino"}, json.dumps(report)
+    for fmt in ("onnx", "openvino"):
+        assert report[fmt]["iou_vs_fp32_mean"] >= 0.9 and report[fmt]["score_absdiff_mean"] <= 0.03, report[fmt]
+    (folder / "default.manifest.json").unlink()
+    write_manifest(folder, "default", src.variant, src.data["metadata"], {**src.data["graphs"], "int8": int8},
+                   {"int8_report": report}, data_files=("default.weights",))
+    frames = [cv2.imread(str(p)) for p in sorted((sample_sequence / "img").glob("*.jpg"))][:60]
+    box = tuple(np.loadtxt(sample_sequence / "groundtruth.txt", delimiter=",")[0])
+    ref = _track(Tracker(folder, backend="onnxruntime", precision="fp32", threads=1), frames, box)
+    for backend in ("onnxruntime", "openvino"):
+        got = _track(Tracker(folder, backend=backend, precision="int8", threads=1), frames, box)
+        assert _iou(ref, got).mean() >= 0.85, backend
