@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from .model import CONFIGS, MixFormerV2, ModelConfig
+from .model.stem import MobileNetStem
 
 log = logging.getLogger(__name__)
 
@@ -185,3 +186,18 @@ def load_model(path: str | Path, variant: str | None = None, allow_unsafe_pickle
     model = MixFormerV2(cfg)
     load_strict(model, sd, path)
     return model.eval(), detected
+
+
+def load_nanotrack_features(stem: MobileNetStem, checkpoint: str | Path) -> int:
+    """Copy ``backbone.features.*`` of a NanoTrack training checkpoint into ``stem`` (v2 for ``mnv3s``,
+    v3 for ``mnv3s96``); returns the number of tensors copied."""
+    sd = read_checkpoint(checkpoint)  # restricted unpickler: the file also holds numpy scalars
+    sd = sd.get("state_dict", sd)
+    own = stem.features.state_dict()
+    picked = {k[len("backbone.features."):]: v for k, v in sd.items() if k.startswith("backbone.features.")}
+    picked = {k: v for k, v in picked.items() if k in own}
+    missing = set(own) - set(picked)
+    if missing:
+        raise KeyError(f"{checkpoint}: no weights for stem keys {sorted(missing)[:5]}")
+    stem.features.load_state_dict(picked, strict=True)
+    return len(picked)

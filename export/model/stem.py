@@ -104,20 +104,3 @@ class MobileNetStem(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         x = x.flip(1) * self.in_scale + self.in_shift  # normalised RGB -> BGR 0..255
         return self.proj(self.features(x)).flatten(2).transpose(1, 2)
-
-
-def load_nanotrack_features(stem: MobileNetStem, checkpoint: str) -> int:
-    """Copy ``backbone.features.*`` of a NanoTrack training checkpoint into ``stem`` (v2 for ``mnv3s``,
-    v3 for ``mnv3s96``); returns the number of tensors copied."""
-    from ..checkpoint import read_checkpoint  # restricted unpickler: the file also holds numpy scalars
-
-    sd = read_checkpoint(checkpoint)
-    sd = sd.get("state_dict", sd)
-    own = stem.features.state_dict()
-    picked = {k[len("backbone.features."):]: v for k, v in sd.items() if k.startswith("backbone.features.")}
-    picked = {k: v for k, v in picked.items() if k in own}
-    missing = set(own) - set(picked)
-    if missing:
-        raise KeyError(f"{checkpoint}: no weights for stem keys {sorted(missing)[:5]}")
-    stem.features.load_state_dict(picked, strict=True)
-    return len(picked)
