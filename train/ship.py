@@ -1,16 +1,24 @@
-"""Export a trained checkpoint into models/default and (re)write models/registry.json.
+"""Export a trained checkpoint into models/default, with its run record, and (re)write models/registry.json.
 
-    python train/ship.py runs/default/last.pth.tar
+    python train/ship.py runs/v2/last.pth.tar [--int8]
 
-Uses the same exporter as ``mixformerv2-export`` (parity-checked ONNX + OpenVINO IR, manifest
-with sha256), then records the manifest's sha256 in the registry under the name ``default``.
+Uses the same exporter as ``mixformerv2-export`` (parity-checked ONNX graphs sharing one weights
+file, manifest with sha256). ``--int8`` also writes the int8 flavours, calibrated and measured on
+the CC0 sample clip (``samples/``: nothing research-use enters the shipped files); only flavours
+that pass the accuracy gate are listed. The run record (``run.json`` beside the checkpoint: command,
+steps, seed, commit, package versions, data sources with licences, final losses) is copied to
+``models/default/default.run.json``, which the model card references.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import sys
+import tempfile
 from pathlib import Path
+
+import cv2
 
 from mixformerv2_cpu.manifest import sha256_of
 from mixformerv2_export.exporter import export_checkpoint
@@ -19,12 +27,34 @@ ROOT = Path(__file__).resolve().parents[1]
 MAX_FILE_BYTES = 20 * 1024 * 1024
 
 
+def sample_clip_sequence(dst: Path) -> Path:
+    """The CC0 sample clip as a sequence folder (img/*.jpg + groundtruth.txt) for int8 calibration."""
+    (dst / "img").mkdir(parents=True, exist_ok=True)
+    cap = cv2.VideoCapture(str(ROOT / "samples" / "sample_clip.mp4"))
+    n = 0
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        n += 1
+        cv2.imwrite(str(dst / "img" / f"{n:05d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    shutil.copy(ROOT / "samples" / "sample_clip_gt.txt", dst / "groundtruth.txt")
+    return dst
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = argv if argv is not None else sys.argv[1:]
-    ckpt = Path(args[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--int8", action="store_true", help="also write int8 flavours (calibrated on the sample clip)")
+    args = p.parse_args(argv)
     folder = ROOT / "models" / "default"
     shutil.rmtree(folder, ignore_errors=True)
-    manifest = export_checkpoint(ckpt, folder, name="default")
+    with tempfile.TemporaryDirectory() as tmp:
+        int8 = [sample_clip_sequence(Path(tmp) / "sample_clip")] if args.int8 else None
+        manifest = export_checkpoint(args.checkpoint, folder, name="default", int8_source=int8, int8_samples=120)
+    record = args.checkpoint.parent / "run.json"
+    if record.is_file():
+        shutil.copy(record, folder / "default.run.json")
     for f in folder.iterdir():
         if f.stat().st_size > MAX_FILE_BYTES:
             raise SystemExit(f"{f} is {f.stat().st_size} bytes, over the 20 MB limit")

@@ -203,9 +203,15 @@ def losses(model, aux, tapped, batch):
                    "aux": l_aux.item(), "score_acc": acc.item(), "giou_metric": 1 - l_giou.item()}
 
 
-def lr_at(step: int, total: int, base: float) -> float:
-    """Linear warm-up over WARMUP_STEPS, then a cosine from ``base`` to 0 at ``total``."""
+REWARM_STEPS = 100  # after continuing from a weights release (fresh AdamW moments): ramp the lr up again
+
+
+def lr_at(step: int, total: int, base: float, restart: int | None = None) -> float:
+    """Linear warm-up over WARMUP_STEPS, then a cosine from ``base`` to 0 at ``total``; when continuing
+    from weights without optimizer state at step ``restart``, a linear re-warm over REWARM_STEPS."""
     warm = min(1.0, (step + 1) / WARMUP_STEPS)
+    if restart is not None:
+        warm = min(warm, (step - restart + 1) / REWARM_STEPS)
     return base * warm * 0.5 * (1 + math.cos(math.pi * min(1.0, step / max(1, total))))
 
 
@@ -256,14 +262,14 @@ def main(argv=None) -> int:
                    help="folder holding the arcade wheel (pip download arcade==3.3.3 --no-deps -d FOLDER)")
     p.add_argument("--stem-init", type=Path, default=Path("../shared/data/peers/nanotrack_v3/nanotrackv3.pth"),
                    help="NanoTrack v3 training checkpoint (Apache-2.0) for the MobileNetV3 stem")
-    p.add_argument("--init", type=Path, help="start from these fp32 weights (a checkpoint with 'net')")
-    p.add_argument("--start-step", type=int, default=0, help="with --init: the step those weights were saved at")
+    p.add_argument("--init", type=Path, help="continue from a weights release (train/release.py: fp32 weights, "
+                   "step, steps, seed, run record; the AdamW moments are not in it and start again from zero)")
     p.add_argument("--resume", action="store_true", help="continue <out>/last.pth.tar (same steps, seed, stream)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-every", type=float, default=5.0, help="minutes between checkpoints")
     p.add_argument("--snapshot-every", type=int, default=0, help="also keep step_<k>.pth.tar (weights) every k steps")
     args = p.parse_args(argv)
-    if (args.steps is None) == (args.minutes is None) and not args.resume:
+    if (args.steps is None) == (args.minutes is None) and not (args.resume or args.init):
         p.error("give exactly one of --steps and --minutes")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -273,7 +279,7 @@ def main(argv=None) -> int:
     tapped = tap_search_tokens(model)
     last = args.out / "last.pth.tar"
     record_path = args.out / "run.json"
-    ck = None
+    ck, restart = None, None
     if args.resume:
         if not last.is_file():
             p.error(f"--resume: no checkpoint at {last}")
@@ -289,17 +295,22 @@ def main(argv=None) -> int:
         init_weights(model)
         print("stem weights loaded:", load_nanotrack_features(model.backbone.patch_embed, str(args.stem_init)))
         step, total = 0, args.steps or 0
-        if args.init:
-            src = torch.load(args.init, map_location="cpu", weights_only=True)
-            model.load_state_dict(src["net"])
-            if "aux" in src:
-                aux.load_state_dict(src["aux"])
-            step = args.start_step
         record = {"command": " ".join(["python", "train/train.py", *(argv if argv is not None else sys.argv[1:])]),
                   "seed": args.seed, "batch": args.batch, "lr": args.lr, "config": dataclasses.asdict(CONFIG),
-                  "init": str(args.init) if args.init else None, "start_step": step,
                   "stem_init": str(args.stem_init), "commit": _git_commit(), "versions": _versions(),
                   "data_sources": DATA_SOURCES, "sessions": []}
+        if args.init:  # a weights release: same run, same data stream, fresh optimizer moments
+            src = torch.load(args.init, map_location="cpu", weights_only=True)
+            model.load_state_dict(src["net"])
+            aux.load_state_dict(src["aux"])
+            step, total, args.seed = src["step"], src["total_steps"], src["seed"]
+            if args.steps is not None and args.steps != total:
+                p.error(f"--init: the release belongs to a run with --steps {total}, not {args.steps}")
+            record = json.loads(src["run"])
+            record["sessions"].append({"continued_from": str(args.init), "at_step": step,
+                                       "optimizer_state": "AdamW moments reset (not in the release); "
+                                                          f"lr re-warmed over {REWARM_STEPS} steps"})
+            restart = step
     groups = param_groups(model, aux, args.lr)
     params = [q for g in groups for q in g["params"]]
     opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=0.05)
@@ -317,12 +328,12 @@ def main(argv=None) -> int:
     if not total:  # --minutes: time 30 steps at the warm-up rate, then fix the step count
         probe = time.time()
         for _ in range(30):
-            step = _train_step(model, aux, tapped, opt, params, queue, step, 10 ** 9, args.lr, hist)
+            step = _train_step(model, aux, tapped, opt, params, queue, step, 10 ** 9, args.lr, hist, restart)
         total = int(args.minutes * 60 / ((time.time() - probe) / 30))
         print(f"--minutes {args.minutes}: {total} steps", flush=True)
     record["steps"] = total
     while step < total:
-        step = _train_step(model, aux, tapped, opt, params, queue, step, total, args.lr, hist)
+        step = _train_step(model, aux, tapped, opt, params, queue, step, total, args.lr, hist, restart)
         if step % 50 == 0:
             mean = {k: float(np.mean([h[k] for h in hist])) for k in hist[0]}
             tail = (tail + [mean])[-4:]
@@ -343,11 +354,11 @@ def main(argv=None) -> int:
     return 0
 
 
-def _train_step(model, aux, tapped, opt, params, queue, step, total, base_lr, hist) -> int:
+def _train_step(model, aux, tapped, opt, params, queue, step, total, base_lr, hist, restart=None) -> int:
     got, batch = queue.get()
     if got != step:
         raise RuntimeError(f"data stream out of order: batch of step {got} at step {step}")
-    lr = lr_at(step, total, base_lr)
+    lr = lr_at(step, total, base_lr, restart)
     for g in opt.param_groups:
         g["lr"] = lr * g["scale"]
     total_loss, parts = losses(model, aux, tapped, batch)
