@@ -26,10 +26,6 @@ def ltrb_to_cxcywh(ltrb: np.ndarray) -> np.ndarray:
     return np.stack([(l + r) / 2, (t + b) / 2, r - l, b - t], axis=-1)
 
 
-def sigmoid(x: np.ndarray | float) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
-
-
 def decode_boxes(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """logits (N,4,bins) -> (normalised cx,cy,w,h (N,4), edge probabilities (N,4,bins))."""
     probs = edge_distributions(logits.astype(np.float64))

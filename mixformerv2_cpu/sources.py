@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from .errors import TrackerError
+from .frames import as_bgr
 
 log = logging.getLogger(__name__)
 
@@ -88,19 +89,13 @@ def quiet_opencv() -> Iterator[None]:
 
 
 def _to_bgr(image: np.ndarray) -> np.ndarray:
-    """Grey or BGRA images -> BGR uint8; BGR is returned as is."""
+    """16-bit or float images read from disk -> uint8, then the runtime's one frame rule (frames.as_bgr)."""
     if image.dtype != np.uint8:
         if image.dtype == np.uint16:
             image = (image >> 8).astype(np.uint8)
         else:
             image = np.clip(image, 0, 255).astype(np.uint8)
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    if image.shape[2] == 1:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    return image
+    return as_bgr(image)
 
 
 class FrameSource:
@@ -297,6 +292,8 @@ class LatestFrameReader:
                     self._last_returned = latest.index
                     return latest
                 if self._ended:
+                    if self._error is not None:  # a crashing camera is not the end of the stream
+                        raise SourceError(f"{self._thread.name} failed: {self._error}") from self._error
                     return None
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:

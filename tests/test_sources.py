@@ -122,6 +122,23 @@ def test_capture_thread_ends_with_the_source():
     assert reader.dropped == 4
 
 
+def test_a_crashing_camera_is_an_error_not_the_end_of_the_stream():
+    grabs = iter([np.zeros((20, 20, 3), np.uint8)])
+
+    def grab() -> Optional[np.ndarray]:
+        try:
+            return next(grabs)
+        except StopIteration:
+            raise OSError("USB camera unplugged") from None
+
+    reader = LatestFrameReader(grab, timeout=5.0, name="camera 0")
+    time.sleep(0.1)
+    assert reader.read() is not None                      # the frame grabbed before the crash
+    with pytest.raises(SourceError, match="camera 0 failed: USB camera unplugged"):
+        reader.read()
+    reader.stop()
+
+
 def test_capture_thread_times_out_on_a_stalled_source():
     release = threading.Event()
 

@@ -1,7 +1,7 @@
 """Hyper-parameters of a MixFormerV2 network (reference facts §1)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 # input normalisation of every model this package exports (ImageNet mean/std, RGB 0..1); written
 # into the model files' metadata, which the runtime's preprocessing reads
@@ -60,9 +60,6 @@ class ModelConfig:
     @property
     def search_tokens(self) -> int:
         return (self.search_size // self.patch_size) ** 2
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 CONFIGS: dict[str, ModelConfig] = {

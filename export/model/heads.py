@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-# token i of the box head predicts this edge; the public `logits` output is reordered to l, t, r, b
-TOKEN_EDGES = ("left", "right", "top", "bottom")
+# token i of the box head predicts the left, right, top, bottom edge; the public `logits` output is
+# reordered to l, t, r, b
 LTRB_FROM_TOKENS = (0, 2, 1, 3)
 
 
