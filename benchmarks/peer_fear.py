@@ -45,6 +45,8 @@ from typing import Optional, Tuple
 import cv2
 import numpy as np
 
+from mixformerv2_cpu.frames import as_bgr  # the runtime's frame rule: gray / BGRA -> BGR, else an error
+
 from . import peer_ort
 
 Box = Tuple[float, float, float, float]
@@ -171,17 +173,6 @@ def rescale(box: np.ndarray, ctx: np.ndarray) -> np.ndarray:
                      max(MIN_SIDE, round(box[2] * ws)), max(MIN_SIDE, round(box[3] * hs))], dtype=np.int64)
 
 
-def _as_bgr(frame: np.ndarray) -> np.ndarray:
-    frame = np.asarray(frame)
-    if frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 1):
-        return cv2.cvtColor(frame.reshape(frame.shape[:2]), cv2.COLOR_GRAY2BGR)
-    if frame.ndim == 3 and frame.shape[2] == 4:
-        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
-    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-        raise ValueError(f"expected an (H, W, 3) uint8 BGR frame, got {frame.shape} {frame.dtype}")
-    return frame
-
-
 def _blob_rgb(crop_bgr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(crop_bgr[:, :, ::-1].transpose(2, 0, 1)[None], dtype=np.float32)
 
@@ -206,7 +197,7 @@ class FearXS:
 
     def init(self, frame: np.ndarray, box: Box) -> None:
         """Start tracking ``box`` (x, y, w, h) in ``frame`` ((H, W, 3) uint8 BGR). FT:17-34."""
-        img = _as_bgr(frame)
+        img = as_bgr(frame)
         self.box = clamp_box(box, img.shape[:2])                    # FT:24
         self._mean = img.mean(axis=(0, 1))                          # FT:27
         crop, _, _ = extended_crop(img, self.box, TEMPLATE_SIZE, TEMPLATE_OFFSET, self._mean)  # FT:37-42
@@ -217,7 +208,7 @@ class FearXS:
         """Track into ``frame``; returns (True, (x, y, w, h)). FT:46-86."""
         if self._features is None:
             raise RuntimeError(f"{self.name}: update() called before init()")
-        img = _as_bgr(frame)
+        img = as_bgr(frame)
         crop, crop_box, ctx = extended_crop(img, self.box, INSTANCE_SIZE, SEARCH_CONTEXT, self._mean)  # FT:53-59
         reg, cls = self._track_net.run(["bbox", "cls"], {"image": _blob_rgb(crop),
                                                           "template_features": self._features})

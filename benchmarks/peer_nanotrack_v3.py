@@ -36,6 +36,8 @@ from typing import Optional, Tuple
 import cv2
 import numpy as np
 
+from mixformerv2_cpu.frames import as_bgr  # the runtime's frame rule: gray / BGRA -> BGR, else an error
+
 from . import peer_ort
 
 Box = Tuple[float, float, float, float]
@@ -151,17 +153,6 @@ def crop_side(size: np.ndarray) -> float:
     return math.sqrt((size[0] + ctx) * (size[1] + ctx))
 
 
-def _as_bgr(frame: np.ndarray) -> np.ndarray:
-    frame = np.asarray(frame)
-    if frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 1):
-        return cv2.cvtColor(frame.reshape(frame.shape[:2]), cv2.COLOR_GRAY2BGR)
-    if frame.ndim == 3 and frame.shape[2] == 4:
-        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
-    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-        raise ValueError(f"expected an (H, W, 3) uint8 BGR frame, got {frame.shape} {frame.dtype}")
-    return frame
-
-
 def _blob(patch: np.ndarray) -> np.ndarray:
     # raw BGR 0..255 as float32 NCHW, no normalisation (BT:88-90)
     return np.ascontiguousarray(patch.transpose(2, 0, 1)[None], dtype=np.float32)
@@ -188,7 +179,7 @@ class NanoTrackV3:
 
     def init(self, frame: np.ndarray, box: Box) -> None:
         """Start tracking ``box`` (x, y, w, h) in ``frame`` ((H, W, 3) uint8 BGR). NT:65-87."""
-        img = _as_bgr(frame)
+        img = as_bgr(frame)
         x, y, w, h = (float(v) for v in box)
         self.center = np.array([x + (w - 1) / 2, y + (h - 1) / 2])  # NT:71-72
         self.size = np.array([max(w, 1.0), max(h, 1.0)])      # NT:73 (w, h >= 1 px here)
@@ -202,7 +193,7 @@ class NanoTrackV3:
         """Track into ``frame``; returns (True, (x, y, w, h)). NT:89-165."""
         if self._zf is None:
             raise RuntimeError(f"{self.name}: update() called before init()")
-        img = _as_bgr(frame)
+        img = as_bgr(frame)
         s_z = crop_side(self.size)
         scale_z = EXEMPLAR_SIZE / s_z                                # NT:99
         s_x = s_z * (INSTANCE_SIZE / EXEMPLAR_SIZE)                  # NT:100

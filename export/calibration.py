@@ -24,6 +24,25 @@ class CropPair:
     search: np.ndarray
 
 
+def video_to_sequence(video: Path, groundtruth: Path, dst: Path, quality: int = 95) -> Path:
+    """A video with a per-frame ``x,y,w,h`` file -> a sequence folder (``img/00001.jpg``..., ``groundtruth.txt``);
+    ValueError if the frame and box counts differ."""
+    (dst / "img").mkdir(parents=True, exist_ok=True)
+    cap = cv2.VideoCapture(str(video))
+    n = 0
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        n += 1
+        cv2.imwrite(str(dst / "img" / f"{n:05d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    lines = [ln for ln in Path(groundtruth).read_text().splitlines() if ln.strip()]
+    if n != len(lines):
+        raise ValueError(f"{video} has {n} frames but {groundtruth} has {len(lines)} boxes")
+    (dst / "groundtruth.txt").write_text("\n".join(lines) + "\n")
+    return dst
+
+
 def find_sequences(sources: list[Path]) -> list[Path]:
     seqs: list[Path] = []
     for src in sources:

@@ -83,19 +83,7 @@ def softmax(x: np.ndarray) -> np.ndarray:
 @pytest.fixture(scope="session")
 def sample_sequence(tmp_path_factory) -> Path:
     """The bundled CC0 sample clip as a sequence folder (img/00001.jpg..., groundtruth.txt x,y,w,h)."""
-    import cv2
+    from mixformerv2_export.calibration import video_to_sequence
 
     root = tmp_path_factory.mktemp("sample_seq") / "sample_clip"
-    (root / "img").mkdir(parents=True)
-    cap = cv2.VideoCapture(str(SAMPLES / "sample_clip.mp4"))
-    n = 0
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        n += 1
-        cv2.imwrite(str(root / "img" / f"{n:05d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
-    gt = (SAMPLES / "sample_clip_gt.txt").read_text().splitlines()
-    assert n == len(gt) == 120, (n, len(gt))
-    (root / "groundtruth.txt").write_text("\n".join(gt) + "\n")
-    return root
+    return video_to_sequence(SAMPLES / "sample_clip.mp4", SAMPLES / "sample_clip_gt.txt", root)

@@ -18,28 +18,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-import cv2
-
 from mixformerv2_cpu.manifest import sha256_of
+from mixformerv2_export.calibration import video_to_sequence
 from mixformerv2_export.exporter import export_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_FILE_BYTES = 20 * 1024 * 1024
-
-
-def sample_clip_sequence(dst: Path) -> Path:
-    """The CC0 sample clip as a sequence folder (img/*.jpg + groundtruth.txt) for int8 calibration."""
-    (dst / "img").mkdir(parents=True, exist_ok=True)
-    cap = cv2.VideoCapture(str(ROOT / "samples" / "sample_clip.mp4"))
-    n = 0
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        n += 1
-        cv2.imwrite(str(dst / "img" / f"{n:05d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
-    shutil.copy(ROOT / "samples" / "sample_clip_gt.txt", dst / "groundtruth.txt")
-    return dst
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     folder = ROOT / "models" / "default"
     shutil.rmtree(folder, ignore_errors=True)
     with tempfile.TemporaryDirectory() as tmp:
-        int8 = [sample_clip_sequence(Path(tmp) / "sample_clip")] if args.int8 else None
+        int8 = [video_to_sequence(ROOT / "samples" / "sample_clip.mp4", ROOT / "samples" / "sample_clip_gt.txt",
+                                  Path(tmp) / "sample_clip")] if args.int8 else None
         manifest = export_checkpoint(args.checkpoint, folder, name="default", int8_source=int8, int8_samples=120)
     record = args.checkpoint.parent / "run.json"
     if record.is_file():
