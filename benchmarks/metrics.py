@@ -33,6 +33,8 @@ from typing import Dict, Iterable, Literal, Optional, Tuple
 
 import numpy as np
 
+from mixformerv2_cpu.boxes import iou
+
 IOU_THRESHOLDS = np.linspace(0.0, 1.0, 21)
 CENTER_THRESHOLDS = np.arange(0, 51, dtype=np.float64)
 NORM_CENTER_THRESHOLDS = np.arange(0, 51, dtype=np.float64) / 100.0
@@ -71,17 +73,7 @@ def box_iou(a: np.ndarray, b: np.ndarray, bound: Optional[Tuple[float, float]] =
     b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
     if bound is not None:
         a, b = _clip(a, bound), _clip(b, bound)
-    x1 = np.maximum(a[:, 0], b[:, 0])
-    y1 = np.maximum(a[:, 1], b[:, 1])
-    x2 = np.minimum(a[:, 0] + a[:, 2], b[:, 0] + b[:, 2])
-    y2 = np.minimum(a[:, 1] + a[:, 3], b[:, 1] + b[:, 3])
-    inter = np.maximum(x2 - x1, 0.0) * np.maximum(y2 - y1, 0.0)
-    union = a[:, 2] * a[:, 3] + b[:, 2] * b[:, 3] - inter
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iou = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
-    iou = np.clip(iou, 0.0, 1.0)
-    iou[np.isnan(a).any(1) | np.isnan(b).any(1)] = np.nan
-    return iou
+    return iou(a, b)
 
 
 def _clip(r: np.ndarray, bound: Tuple[float, float]) -> np.ndarray:

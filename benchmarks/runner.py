@@ -16,6 +16,8 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from mixformerv2_cpu.boxes import parse_box
+
 
 class BenchError(ValueError):
     """Bad input (unknown name, unreadable source...): the message says what is valid."""
@@ -62,10 +64,13 @@ class Source:
 
 # -------------------------------------------------------------------------------------------- source
 def _read_box(text: str) -> Tuple[float, float, float, float]:
-    vals = [float(v) for v in text.replace("\t", ",").replace(" ", ",").split(",") if v.strip()]
-    if len(vals) != 4 or not all(math.isfinite(v) for v in vals) or vals[2] <= 0 or vals[3] <= 0:
-        raise BenchError(f"init box must be x,y,w,h with w,h > 0, got {text.strip()!r}")
-    return vals[0], vals[1], vals[2], vals[3]
+    try:
+        box = parse_box(text)
+    except ValueError as exc:
+        raise BenchError(f"init box: {exc}") from None
+    if box[2] <= 0 or box[3] <= 0:
+        raise BenchError(f"init box must have w,h > 0, got {text.strip()!r}")
+    return box
 
 
 def load_source(path: os.PathLike | str, box: Optional[str] = None, max_frames: int = 150) -> Source:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from mixformerv2_cpu.backends import load_graph
+from mixformerv2_cpu.boxes import cxcywh_to_xywh, iou
 from mixformerv2_cpu.decode import decode_boxes
 from mixformerv2_cpu.formats import side_files
 from mixformerv2_cpu.metadata import ModelMetadata
@@ -38,17 +39,11 @@ READER = {"onnx": "onnxruntime", "openvino": "openvino"}
 def box_iou_cxcywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of (N,4) cx,cy,w,h boxes. A negative w/h (right edge left of the left edge, which the
     head allows) is read as the region between the two edges, i.e. its absolute value."""
-    def corners(x):
-        w, h = np.abs(x[:, 2]), np.abs(x[:, 3])
-        return x[:, 0] - w / 2, x[:, 1] - h / 2, x[:, 0] + w / 2, x[:, 1] + h / 2, w * h
+    def xywh(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64).reshape(-1, 4)
+        return cxcywh_to_xywh(np.concatenate([x[:, :2], np.abs(x[:, 2:])], axis=1))
 
-    ax1, ay1, ax2, ay2, aa = corners(a)
-    bx1, by1, bx2, by2, ba = corners(b)
-    iw = np.clip(np.minimum(ax2, bx2) - np.maximum(ax1, bx1), 0, None)
-    ih = np.clip(np.minimum(ay2, by2) - np.maximum(ay1, by1), 0, None)
-    inter = iw * ih
-    union = aa + ba - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+    return iou(xywh(a), xywh(b))
 
 
 def _run_pairs(backend: str, template_file: Path, search_file: Path, pairs) -> tuple[np.ndarray, np.ndarray]:

@@ -65,6 +65,8 @@ def candidates(manifest: Manifest, backend: str, precision: str) -> list[tuple[s
     out = []
     for b in backends:
         for p in precisions:
+            if p == "bf16" and b != "openvino":  # bfloat16 arithmetic is an OpenVINO option
+                continue
             per_fmt = manifest.data["graphs"].get(file_precision(p), {})
             if any(f in per_fmt for f in backend_formats(b)):
                 out.append((b, p))

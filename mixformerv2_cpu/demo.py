@@ -30,13 +30,13 @@ import cv2
 import numpy as np
 
 from .drawing import draw_tracking, put_label
+from . import boxes
+from .boxes import Box, validate_box
 from .errors import InvalidBoxError, UsageError
-from .geometry import validate_box
 from .sources import Frame, FrameSource, SourceError
 
 log = logging.getLogger(__name__)
 
-Box = Tuple[float, float, float, float]
 WINDOW = "mixformerv2 (r: re-select  p: pause  q/Esc: quit)"
 FOURCC_BY_EXT = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "XVID"}
 
@@ -108,14 +108,10 @@ def has_display() -> bool:
 
 def parse_box(text: str) -> Box:
     """``"x,y,w,h"`` -> floats; raises UsageError for anything else or w/h <= 0."""
-    parts = [p.strip() for p in text.replace(" ", ",").split(",") if p.strip()]
     try:
-        values = [float(p) for p in parts]
+        x, y, w, h = boxes.parse_box(text)
     except ValueError:
-        values = []
-    if len(values) != 4 or not all(math.isfinite(v) for v in values):
-        raise UsageError(f"--init must be four numbers x,y,w,h (pixels), got {text!r}")
-    x, y, w, h = values
+        raise UsageError(f"--init must be four numbers x,y,w,h (pixels), got {text!r}") from None
     if w <= 0 or h <= 0:
         raise UsageError(f"--init width and height must be positive, got w={w:g} h={h:g}")
     return x, y, w, h

@@ -17,7 +17,6 @@ from typing import Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-Box = Tuple[float, float, float, float]
 
 COLOR_OK = (60, 220, 60)
 COLOR_LOST = (40, 40, 230)

@@ -1,7 +1,6 @@
-"""Box geometry of the reference tracker (reference facts §3): crop, map back, clip.
+"""Crop geometry of the reference tracker (reference facts §3): crop, map back, clip.
 
-Conventions: ``xywh`` = (x, y, w, h), top-left corner and size in image pixels;
-``cxcywh`` = centre and size. Images are H×W×C arrays.
+Box conventions, types and checks are in ``boxes.py``. Images are H×W×C arrays.
 """
 from __future__ import annotations
 
@@ -11,9 +10,8 @@ from typing import NamedTuple, Sequence
 import cv2
 import numpy as np
 
+from .boxes import Box, validate_box  # noqa: F401  (validate_box: re-exported for older imports)
 from .errors import InvalidBoxError
-
-Box = tuple[float, float, float, float]
 
 
 class Crop(NamedTuple):
@@ -94,31 +92,3 @@ def clip_box(box: Sequence[float], height: int, width: int, margin: int = 10) ->
     y1 = min(max(0.0, y1), height - margin)
     y2 = min(max(float(margin), y2), height)
     return (x1, y1, max(float(margin), x2 - x1), max(float(margin), y2 - y1))
-
-
-MIN_INIT_SIDE = 2  # px: the smallest init box side accepted
-
-
-def validate_box(box: Sequence[float], height: int, width: int) -> Box:
-    """Check an init box (xywh) against a frame of height×width; return it as floats.
-
-    A box partly outside the frame is kept as given (the crop pads with zeros, as the reference
-    does); one wholly outside, of zero/negative size or under MIN_INIT_SIDE px is an InvalidBoxError.
-    """
-    try:
-        vals = tuple(float(v) for v in box)
-    except (TypeError, ValueError) as exc:
-        raise InvalidBoxError(f"box must be 4 numbers (x, y, w, h), got {box!r}") from exc
-    if len(vals) != 4:
-        raise InvalidBoxError(f"box must be 4 numbers (x, y, w, h), got {len(vals)} values: {box!r}")
-    if not all(math.isfinite(v) for v in vals):
-        raise InvalidBoxError(f"box must be finite, got {vals}")
-    x, y, w, h = vals
-    if w <= 0 or h <= 0:
-        raise InvalidBoxError(f"box width and height must be > 0, got w={w:g}, h={h:g}")
-    if w < MIN_INIT_SIDE or h < MIN_INIT_SIDE:
-        raise InvalidBoxError(f"box {w:g}x{h:g} px is too small: width and height must be at least "
-                              f"{MIN_INIT_SIDE} px")
-    if x >= width or y >= height or x + w <= 0 or y + h <= 0:
-        raise InvalidBoxError(f"box ({x:g}, {y:g}, {w:g}, {h:g}) lies wholly outside the {width}x{height} frame")
-    return vals

@@ -30,5 +30,5 @@ def test_bf16_follows_fp32_or_is_refused(export_small, tracker_ref):
 def test_bf16_is_openvino_only_and_precision_names_are_checked(export_small):
     with pytest.raises(BackendError, match="bf16 inference needs the openvino backend"):
         Tracker(export_small, backend="onnxruntime", precision="bf16")
-    with pytest.raises(BackendError, match="unknown precision 'fp16'; expected one of: fp32, int8, bf16"):
+    with pytest.raises(BackendError, match="unknown precision 'fp16'; expected one of: auto, fp32, int8, bf16"):
         Tracker(export_small, precision="fp16")

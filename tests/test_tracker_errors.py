@@ -98,7 +98,7 @@ def test_unknown_backend(export_small):
     ({"threads": 1.5}, SettingError, "got 1.5"),
     ({"threads": True}, SettingError, "got True"),
     ({"graphs": "x"}, SettingError, "graphs must be one of cached, full, got 'x'"),
-    ({"precision": "fp8"}, BackendError, "unknown precision 'fp8'; expected one of: fp32, int8, bf16"),
+    ({"precision": "fp8"}, BackendError, "unknown precision 'fp8'; expected one of: auto, fp32, int8, bf16"),
     ({"backend": None}, BackendError, "unknown backend None"),
 ])
 def test_bad_settings_are_tracker_errors_before_any_work(export_small, kwargs, error, msg):
