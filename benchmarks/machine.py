@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import os
 import platform
-import sys
 from importlib import metadata as importlib_metadata
-from pathlib import Path
 from typing import Dict, List, Optional
 
 from mixformerv2_cpu.cpu import cpu_flags, cpu_model, isa_cap, usable_cores  # noqa: F401 (re-exported)

@@ -18,7 +18,6 @@ stays playable). The tracker is any object with ``init(frame, box)``, ``update(f
 from __future__ import annotations
 
 import logging
-import math
 import os
 import sys
 import time

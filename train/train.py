@@ -10,7 +10,7 @@ data stream. A checkpoint is written every few minutes (``last.pth.tar``: net, o
 total steps, config) and ``run.json`` records the command, versions, data sources and losses.
 ``--init WEIGHTS`` starts from the fp32 weights of an earlier run (e.g. the weights shipped in a
 release, when the optimizer state is gone) and continues its data stream at ``--start-step``.
-Batches are rendered by a separate process (train/data.py). ``last.pth.tar`` is loadable by
+Batches are rendered by a separate process (train/sampling.py). ``last.pth.tar`` is loadable by
 ``mixformerv2-export`` / ``mixformerv2_export.checkpoint.load_model``.
 """
 from __future__ import annotations
@@ -31,7 +31,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from data import SKIMAGE_IMAGES, Assets, render_batch  # noqa: E402
+from assets import DATA_SOURCES, Assets  # noqa: E402
+from sampling import render_batch  # noqa: E402
 
 from mixformerv2_export.model import MixFormerV2, ModelConfig, decode_ltrb  # noqa: E402
 from mixformerv2_export.checkpoint import load_nanotrack_features  # noqa: E402
@@ -43,15 +44,6 @@ STEM_TRAINABLE_FROM = 7  # stem blocks features.7.. are fine-tuned (at STEM_LR_S
 STEM_LR_SCALE = 0.1
 TRAINING_PACKAGES = ("torch", "numpy", "opencv-python", "scikit-image", "scikit-learn", "onnx", "onnxsim", "openvino",
                      "onnxruntime")
-DATA_SOURCES = [
-    {"source": "scikit-image 0.26 wheel, skimage.data (" + ", ".join(sorted(SKIMAGE_IMAGES)) + ")",
-     "licence": "public domain / CC0 / no known copyright restrictions, per each function's docstring"},
-    {"source": "scikit-learn wheel, load_sample_images(): china.jpg, flower.jpg", "licence": "CC-BY 2.0"},
-    {"source": "arcade==3.3.3 wheel, arcade/resources/assets/images (Kenney sprites)", "licence": "CC0"},
-    {"source": "NanoTrack v3 nanotrackv3.pth (HonglinChu/SiamTrackers@248663f), backbone.features.0..9",
-     "licence": "Apache-2.0; trained upstream on research tracking datasets (GOT-10k, LaSOT, COCO, ...)"},
-    {"source": "procedural scenes, motion, photometric changes (train/data.py)", "licence": "ours (MIT)"},
-]
 
 
 def batch_rng(seed: int, step: int) -> np.random.Generator:
