@@ -11,6 +11,9 @@ processes or on a Dask cluster, and writes under ``<out>/<dataset name>/``::
     summary.json, summary.md          per-sequence and overall metrics of every tracker found there
     success.png, precision.png, norm_precision.png
 
+With ``--protocol recovery`` the same trackers also run the absent-and-reappear cases made from every
+sequence (cut-away, reappear elsewhere), written under ``<out>/<dataset>/recovery/`` (:mod:`.recovery`).
+
 Boxes are ``x, y, w, h`` (top-left corner, pixels). A sequence is finished when its box file has one
 line per frame; finished sequences are skipped on the next run (resume). A job writes its box file
 last and atomically, so an interrupted run never leaves a half-written result behind.
@@ -42,7 +45,11 @@ DEFAULT_PEERS_DIR = Path("..") / "shared" / "data" / "peers"
 
 
 def parse_tracker(text: str, threads: int) -> TrackerSpec:
-    """``[LABEL=]TARGET[:THREADS]`` -> TrackerSpec; ``default`` is the default MixFormerV2 model."""
+    """``[LABEL=]TARGET[@PRESET][:THREADS]`` -> TrackerSpec; ``default`` is the default MixFormerV2 model.
+
+    PRESET (MixFormerV2 only): a preset name, a JSON file, or ``key=value,...`` overrides of 'default'
+    (e.g. ``default@lasot``, ``default@recovery=false``); it replaces ``--preset`` for this tracker.
+    """
     label = None
     m = re.match(r"^([\w.+-]+)=(.+)$", text)
     if m and not Path(text).exists():
@@ -50,6 +57,9 @@ def parse_tracker(text: str, threads: int) -> TrackerSpec:
     m = re.match(r"^(.+):(\d+)$", text)
     if m:
         text, threads = m.group(1), int(m.group(2))
+    preset: Optional[str] = None
+    if "@" in text and not Path(text).exists():
+        text, preset = text.split("@", 1)
     target: Optional[str] = None if text == "default" else text
     if label is None:
         if target is None:
@@ -60,7 +70,9 @@ def parse_tracker(text: str, threads: int) -> TrackerSpec:
             label = target.split(":")[1]
         else:
             label = Path(target).name or target
-    return TrackerSpec(re.sub(r"[^\w.+-]", "_", label), target, max(1, threads))
+        if preset is not None:
+            label += "@" + preset
+    return TrackerSpec(re.sub(r"[^\w.+-]", "_", label), target, max(1, threads), preset)
 
 
 # ------------------------------------------------------------------------------------ result files
@@ -284,13 +296,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subset", help="got10k: val|test; lasot: test|all; uav123: UAV123|UAV20L; trackingnet: TEST|TRAIN_k")
     p.add_argument("--name", help="dataset name used for the output folder (default: from format / folder)")
     p.add_argument("--sequences", help="comma-separated sequence names to evaluate (default: all)")
-    p.add_argument("--tracker", action="append", required=True, metavar="[LABEL=]NAME[:THREADS]",
+    p.add_argument("--tracker", action="append", required=True, metavar="[LABEL=]NAME[@PRESET][:THREADS]",
                    help="registered model, export folder, 'default', a peer (%s) or module:Factory; "
-                        "repeat for several" % ", ".join(PEERS))
+                        "@PRESET: this MixFormerV2 tracker's preset (name, JSON file or key=value,... overrides "
+                        "of 'default', e.g. default@recovery=false); repeat for several" % ", ".join(PEERS))
     p.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1)")
     p.add_argument("--threads", type=int, help="threads per tracker (default: cores // workers)")
     p.add_argument("--backend", default="openvino", choices=("openvino", "onnxruntime"))
     p.add_argument("--preset", help="MixFormerV2 preset name (default: the tracker's default)")
+    p.add_argument("--protocol", choices=("ope", "recovery"), default="ope",
+                   help="ope: one pass over every sequence (default); recovery: also absent-and-reappear cases "
+                        "made from every sequence (cut-away and reappear-elsewhere, see mixformerv2_benchmarks.recovery)")
+    p.add_argument("--tuning-sequences", metavar="SEQ,SEQ,...",
+                   help="recovery protocol: report these sequences ('tuning') and the others ('held-out') "
+                        "separately as well")
     p.add_argument("--peers-dir", type=Path, default=None,
                    help=f"peer model folder: NanoTrack v2/v3, VitTrack, FEAR-XS ONNX files (default: ${ENV_PEERS_DIR}, "
                         "else ../shared/data/peers if it exists)")
@@ -309,6 +328,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    from mixformerv2_cpu.errors import TrackerError
+
     from .datasets import DatasetError
     from .peers import PeerUnavailable
 
@@ -328,10 +349,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         if len({s.label for s in specs}) != len(specs):
             raise ValueError("two trackers share a label; name them with LABEL=NAME")
         for spec in specs:  # fail fast, with the reason, before any worker starts
-            make_tracker(spec.target, threads=1, backend=args.backend, peers_dir=peers_dir, preset=args.preset)
-    except (DatasetError, PeerUnavailable, ValueError, OSError, ImportError) as exc:
+            make_tracker(spec.target, threads=1, backend=args.backend, peers_dir=peers_dir,
+                         preset=spec.preset if spec.preset is not None else args.preset)
+    except (DatasetError, PeerUnavailable, ValueError, OSError, ImportError, TrackerError) as exc:
         print(f"mixformerv2-eval: error: {exc}", file=sys.stderr)
         return 2
+    every = list(dataset.sequences)  # donors of the recovery cases, whatever --sequences keeps
     if args.sequences:
         wanted = {s.strip() for s in args.sequences.split(",") if s.strip()}
         unknown = wanted - {s.name for s in dataset.sequences} - set(dataset.skipped)
@@ -341,6 +364,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         dataset.sequences = [s for s in dataset.sequences if s.name in wanted]
     for name, reason in dataset.skipped.items():
         print(f"WARNING: skipped sequence {name}: {reason}", file=sys.stderr)
+    if args.protocol == "recovery":
+        return _main_recovery(args, dataset, specs, workers, peers_dir, every)
     summary, failures = evaluate(dataset, specs, args.out, workers=workers, backend=args.backend,
                                  preset=args.preset, peers_dir=peers_dir, resume=not args.no_resume,
                                  dask=args.dask, progress=not args.no_progress, plots=not args.no_plots)
@@ -349,6 +374,33 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"results: {ResultStore(args.out, dataset.name).root}")
     for res in failures:
         print(f"FAILED: {res.tracker} on {res.seq_name} (see {res.tracker}/{res.seq_name}.error.txt)", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _main_recovery(args: argparse.Namespace, dataset: Dataset, specs: List[TrackerSpec], workers: int,
+                   peers_dir: Optional[Path], every: list) -> int:
+    """``--protocol recovery``: the ordinary run plus the absent-and-reappear cases; prints their table."""
+    from .recovery import evaluate_recovery, markdown_recovery
+
+    groups = None
+    if args.tuning_sequences:
+        tuning = [s.strip() for s in args.tuning_sequences.split(",") if s.strip()]
+        names = [s.name for s in every]
+        unknown = set(tuning) - set(names)
+        if unknown:
+            print(f"mixformerv2-eval: error: unknown tuning sequence(s) {', '.join(sorted(unknown))}", file=sys.stderr)
+            return 2
+        kept = {s.name for s in dataset.sequences}
+        groups = {"tuning": [n for n in tuning if n in kept],
+                  "held-out": [n for n in names if n not in tuning and n in kept]}
+    summary, failures = evaluate_recovery(dataset, specs, args.out, workers=workers, backend=args.backend,
+                                          preset=args.preset, peers_dir=peers_dir, resume=not args.no_resume,
+                                          dask=args.dask, progress=not args.no_progress, groups=groups,
+                                          plots=not args.no_plots, pool=every)
+    print(markdown_recovery(summary))
+    print(f"results: {Path(args.out) / dataset.name / 'recovery'}")
+    for res in failures:
+        print(f"FAILED: {res.tracker} on {res.seq_name}", file=sys.stderr)
     return 1 if failures else 0
 
 

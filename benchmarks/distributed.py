@@ -38,11 +38,13 @@ Box = Tuple[float, float, float, float]
 @dataclass(frozen=True)
 class TrackerSpec:
     """label: output folder name; target: peer / model name / export folder / ``module:Factory`` / None
-    (default model); threads: thread count given to that tracker (and to cv2)."""
+    (default model); threads: thread count given to that tracker (and to cv2); preset: this tracker's
+    MixFormerV2 preset (name, JSON file or ``key=value,...`` overrides of 'default'), None = the run's."""
 
     label: str
     target: Optional[str]
     threads: int
+    preset: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -92,8 +94,9 @@ def run_job(job: Job) -> JobResult:
             cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
         except AttributeError:  # pragma: no cover
             pass
+        preset = job.spec.preset if job.spec.preset is not None else job.preset
         tracker = make_tracker(job.spec.target, threads=job.spec.threads, backend=job.backend,
-                               peers_dir=Path(job.peers_dir) if job.peers_dir else None, preset=job.preset)
+                               peers_dir=Path(job.peers_dir) if job.peers_dir else None, preset=preset)
         n = len(job.frames)
         boxes = np.zeros((n, 4))
         times = np.zeros(n)
@@ -121,15 +124,17 @@ def run_job(job: Job) -> JobResult:
 OnResult = Callable[[JobResult], None]
 
 
-def execute_local(jobs: Sequence[Job], workers: int, on_result: OnResult, max_attempts: int = 3) -> None:
+def execute_local(jobs: Sequence[Job], workers: int, on_result: OnResult, max_attempts: int = 3,
+                  worker: Callable[[Any], JobResult] = run_job) -> None:
     """Run jobs in ``workers`` spawned processes (in this process when workers <= 1).
 
     A worker that dies (segfault, out of memory) breaks the pool: the pool is rebuilt and the
     unfinished jobs resubmitted; a job still unfinished after ``max_attempts`` pools is reported failed.
+    ``worker``: the job function (a module-level function; :func:`run_job` for one-pass jobs).
     """
     if workers <= 1:
         for job in jobs:
-            on_result(run_job(job))
+            on_result(worker(job))
         return
     ctx = mp.get_context("spawn")
     pending = list(jobs)
@@ -137,7 +142,7 @@ def execute_local(jobs: Sequence[Job], workers: int, on_result: OnResult, max_at
     while pending:
         retry: List[Job] = []
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = {pool.submit(run_job, job): job for job in pending}
+            futures = {pool.submit(worker, job): job for job in pending}
             for fut in as_completed(futures):
                 job = futures[fut]
                 try:
@@ -155,7 +160,7 @@ def execute_local(jobs: Sequence[Job], workers: int, on_result: OnResult, max_at
 
 
 def execute_dask(jobs: Sequence[Job], on_result: OnResult, address: Optional[str] = None,
-                 n_workers: int = 2, client: Any = None) -> None:
+                 n_workers: int = 2, client: Any = None, worker: Callable[[Any], JobResult] = run_job) -> None:
     """Run ``jobs`` on a Dask cluster and call ``on_result`` as each finishes.
 
     ``client``: an existing ``distributed.Client`` (used as is); otherwise ``address`` of a running
@@ -179,7 +184,7 @@ def execute_dask(jobs: Sequence[Job], on_result: OnResult, address: Optional[str
                 client = Client(address)
             owned.insert(0, client)
         log.info("dask: %d job(s) on %s", len(jobs), client)
-        futures = {client.submit(run_job, job, pure=False): job for job in jobs}
+        futures = {client.submit(worker, job, pure=False): job for job in jobs}
         for fut in as_completed(list(futures)):
             job = futures[fut]
             try:

@@ -107,10 +107,9 @@ def resolve_models(specs: Sequence[str]) -> List[ModelEntry]:
 
 def unavailable_reason(model: ModelEntry, backend: str, precision: str) -> Optional[str]:
     """Why this model has no graphs for (backend, precision), or None."""
-    from mixformerv2_cpu.backends import backend_formats
-    from mixformerv2_cpu.formats import GRAPH_MODES
+    from mixformerv2_cpu.formats import GRAPH_MODES, readable_formats
 
-    formats = backend_formats("onnxruntime" if backend == "baseline" else backend)
+    formats = readable_formats("onnxruntime" if backend == "baseline" else backend, precision)
     roles = GRAPH_MODES["full" if backend == "baseline" else "cached"]
     if precision == "bf16":  # fp32 files computed in bfloat16 by OpenVINO
         if backend != "openvino":

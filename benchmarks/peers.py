@@ -209,7 +209,9 @@ def make_tracker(name: Optional[str], threads: Optional[int] = None, backend: st
     * a peer name (PEERS) -> :func:`make_peer`;
     * ``"module.path:Factory"`` -> ``Factory(threads=threads)`` from an importable module (custom trackers);
     * anything else (a registered model name, an export folder, ``"default"`` or None for the default
-      model) -> ``mixformerv2_cpu.Tracker(model=..., backend=backend, preset=preset, threads=threads)``.
+      model) -> ``mixformerv2_cpu.Tracker(model=..., backend=backend, preset=preset, threads=threads)``;
+      ``preset`` is a preset name, a JSON file, or ``key=value,...`` overrides of 'default'
+      (:func:`preset_arg`).
     """
     if name is not None and name.lower() in PEERS:
         return make_peer(name, threads=threads, peers_dir=peers_dir)
@@ -219,4 +221,23 @@ def make_tracker(name: Optional[str], threads: Optional[int] = None, backend: st
     from mixformerv2_cpu import Tracker  # lazy: benchmarks import without the runtime
 
     model = None if name in (None, "default") else name
-    return Tracker(model=model, backend=backend, preset=preset, threads=threads)
+    return Tracker(model=model, backend=backend, preset=preset_arg(preset), threads=threads)
+
+
+def preset_arg(text: Optional[str]) -> Any:
+    """A preset given as text: ``key=value,key=value`` (values JSON, e.g. ``recovery=false``) -> a dict
+    of overrides of the 'default' preset; anything else (name, JSON file, None) unchanged."""
+    if text is None or "=" not in text:
+        return text
+    import json
+
+    out: Dict[str, Any] = {}
+    for item in re.split(r",(?=\s*\w+\s*=)", text):  # commas inside list values stay
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"preset overrides must be key=value[,key=value...], got {text!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except ValueError:
+            raise ValueError(f"preset override {item!r}: the value must be JSON (a number, true/false, a list)") from None
+    return out

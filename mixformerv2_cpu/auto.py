@@ -57,8 +57,7 @@ def verified_precisions(manifest: Manifest) -> list[str]:
 
 def candidates(manifest: Manifest, backend: str, precision: str) -> list[tuple[str, str]]:
     """(backend, precision) pairs allowed by the request ("auto" or a fixed value) and the model files."""
-    from .backends import backend_formats
-    from .formats import file_precision
+    from .formats import file_precision, readable_formats
 
     backends = [b for b, reason in available_backends().items() if reason is None] if backend == AUTO else [backend]
     precisions = verified_precisions(manifest) if precision == AUTO else [precision]
@@ -68,7 +67,7 @@ def candidates(manifest: Manifest, backend: str, precision: str) -> list[tuple[s
             if p == "bf16" and b != "openvino":  # bfloat16 arithmetic is an OpenVINO option
                 continue
             per_fmt = manifest.data["graphs"].get(file_precision(p), {})
-            if any(f in per_fmt for f in backend_formats(b)):
+            if any(f in per_fmt for f in readable_formats(b, p)):
                 out.append((b, p))
     return out
 

@@ -74,8 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--output", "-o", type=Path, default=None, metavar="OUT.mp4",
                        help="write the annotated video (.mp4, .avi, .mkv, .mov)")
     track.add_argument("--results", "-r", type=Path, default=None, metavar="OUT.txt",
-                       help="write one line x,y,w,h,score per frame (score is nan on the "
-                       "init frame)")
+                       help="write one line x,y,w,h,score,state per frame (score nan and state "
+                       "'init' on the init frame; state 'tracking' or 'lost')")
     track.add_argument("--no-show", action="store_true",
                        help="no window (headless); needs --init")
     track.add_argument("--show-distributions", action="store_true",

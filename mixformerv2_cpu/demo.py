@@ -13,7 +13,8 @@ another ``--source``.
 
 Ctrl-C ends the loop, and the output video and result file are closed properly (the video
 stays playable). The tracker is any object with ``init(frame, box)``, ``update(frame) ->
-(ok, box)``, ``score`` and optionally ``last_prediction`` (for ``--show-distributions``).
+(ok, box)``, ``score`` and optionally ``state`` ("tracking" / "lost", shown in the overlay and
+written to the results) and ``last_prediction`` (for ``--show-distributions``).
 """
 from __future__ import annotations
 
@@ -71,6 +72,7 @@ class SessionSummary:
     update_seconds: float = 0.0
     wall_seconds: float = 0.0
     score_sum: float = 0.0
+    lost: int = 0
     dropped: int = 0
     interrupted: bool = False
 
@@ -91,6 +93,8 @@ class SessionSummary:
     def line(self) -> str:
         text = (f"frames: {self.frames}  mean FPS: {self.mean_fps:.1f} "
                 f"(end-to-end {self.wall_fps:.1f})  mean score: {self.mean_score:.3f}")
+        if self.lost:
+            text += f"  lost: {self.lost} frames"
         if self.dropped:
             text += f"  dropped (stale camera frames): {self.dropped}"
         if self.interrupted:
@@ -228,9 +232,11 @@ class _Progress:
             self.stream.flush()
 
 
-def _result_line(box: Sequence[float], score: Optional[float]) -> str:
+def _result_line(box: Sequence[float], score: Optional[float], state: str) -> str:
+    """``x,y,w,h,score,state``: score nan and state "init" on the init frame; state "tracking" or
+    "lost" (the tracker's ``state``; for a tracker without one: "lost" when it reported ok=False)."""
     s = "nan" if score is None else f"{score:.4f}"
-    return f"{box[0]:.2f},{box[1]:.2f},{box[2]:.2f},{box[3]:.2f},{s}\n"
+    return f"{box[0]:.2f},{box[1]:.2f},{box[2]:.2f},{box[3]:.2f},{s},{state}\n"
 
 
 def run_session(
@@ -303,6 +309,7 @@ def _loop(
     """The per-frame loop of :func:`run_session` (init on ``frame``, then update)."""
     tracker.init(frame.image, box)
     score: Optional[float] = None
+    state = "init"
     ok, fps_ema, paused = True, None, False
     prediction = None
     new_frame = True
@@ -310,10 +317,10 @@ def _loop(
         if new_frame:
             summary.frames += 1
             if results is not None:
-                results.write(_result_line(box, score))
+                results.write(_result_line(box, score, state))
             status = f"frame {frame.index}" + (f"  dropped {source.dropped}" if source.live else "")
             shown = draw_tracking(frame.image.copy(), box, score, fps_ema, lost=not ok,
-                                  status=status, prediction=prediction,
+                                  status=status, prediction=prediction, state=None if score is None else state,
                                   show_distributions=opts.show_distributions and score is not None)
             if writer is not None:
                 writer.write(shown)
@@ -330,7 +337,7 @@ def _loop(
             if key == ord("r"):
                 picked = display.select(frame.image)
                 if picked is not None:
-                    box, score, ok, prediction = picked, None, True, None
+                    box, score, ok, prediction, state = picked, None, True, None, "init"
                     tracker.init(frame.image, box)
                     shown = draw_tracking(frame.image.copy(), box, None, fps_ema)
                     display.show(shown)
@@ -346,8 +353,10 @@ def _loop(
         dt = time.perf_counter() - t0
         box = tuple(float(v) for v in out_box)  # type: ignore[assignment]
         score = float(tracker.score)
+        state = str(getattr(tracker, "state", "tracking" if ok else "lost"))
         prediction = getattr(tracker, "last_prediction", None)
         summary.updates += 1
+        summary.lost += state == "lost"
         summary.update_seconds += dt
         summary.score_sum += score
         inst = 1.0 / dt if dt > 0 else 0.0

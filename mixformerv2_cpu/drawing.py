@@ -1,4 +1,4 @@
-"""Overlay drawing for the CLI and the demo: box, score, FPS, LOST state, edge distributions.
+"""Overlay drawing for the CLI and the demo: box, score, FPS, tracking / lost state, edge distributions.
 
 All functions draw in place on a BGR uint8 image and return it. Boxes are ``(x, y, w, h)``
 in image pixels (top-left corner, width, height). Nothing here shows a window.
@@ -155,13 +155,18 @@ def draw_tracking(
     status: Optional[str] = None,
     prediction: Optional[object] = None,
     show_distributions: bool = False,
+    state: Optional[str] = None,
 ) -> np.ndarray:
     """The whole overlay: box, score label at the box, FPS/status line, optional distributions.
 
     ``prediction``: the tracker's ``last_prediction`` (an object with ``distributions`` and
     ``edge_positions``); used only when ``show_distributions`` is true and it is not None.
     ``score`` None means "just initialised" (the box is the given one, not a prediction).
+    ``lost``: the tracker reported ok=False (dashed red box, "LOST" top right). ``state``: the
+    tracker's state ("tracking" / "lost"), shown in the status line; "lost" also draws as lost
+    and adds "searching" to the top-right label.
     """
+    lost = lost or state == "lost"
     if show_distributions and prediction is not None and box is not None:
         dist = getattr(prediction, "distributions", None)
         edges = getattr(prediction, "edge_positions", None)
@@ -182,10 +187,12 @@ def draw_tracking(
         hud.append(f"FPS {fps:5.1f}")
     if status:
         hud.append(status)
+    if state:
+        hud.append(f"state: {state}")
     if hud:
         put_label(img, "  ".join(hud), (6, 6), scale=0.6)
     if lost:
-        text = "LOST"
+        text = "LOST - searching" if state == "lost" else "LOST"
         (tw, _), _ = cv2.getTextSize(text, FONT, 1.0, 2)
         put_label(img, text, (img.shape[1] - tw - 14, 6), color=COLOR_LOST, scale=1.0)
     if show_distributions:

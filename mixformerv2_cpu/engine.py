@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .auto import AUTO, Choice, choose, time_search_step
-from .backends import Graph, backend_formats, check_backend, load_graph
+from .backends import Graph, check_backend, load_graph
 from .errors import BackendError, ModelFileError, SettingError
-from .formats import GRAPH_MODES, PRECISIONS, file_precision
+from .formats import GRAPH_MODES, PRECISIONS, file_precision, readable_formats
 from .manifest import Manifest
 from .metadata import ModelMetadata
 from .models import resolve_model
@@ -70,7 +70,7 @@ class Engine:
     def _load(self, backend: str, precision: str) -> dict[str, Graph]:
         graphs = {}
         for role in GRAPH_MODES[self.mode]:
-            path = self.manifest.graph_path(file_precision(precision), backend_formats(backend), role)
+            path = self.manifest.graph_path(file_precision(precision), readable_formats(backend, precision), role)
             graph = load_graph(backend, path, self.threads, bf16=precision == "bf16")
             if graph.metadata.role != role:
                 raise ModelFileError(f"{path}: metadata says role {graph.metadata.role!r}, expected {role!r}")

@@ -26,11 +26,23 @@ BACKENDS = {
     "onnxruntime": ("onnxruntime", "OrtGraph", ("onnx",)),
 }
 PRECISIONS = ("fp32", "int8", "bf16")
+# an int8 file is only run by the backend its accuracy was measured on (export/quantize.py)
+INT8_READER = {"onnx": "onnxruntime", "openvino": "openvino"}
 
 
 def file_precision(precision: str) -> str:
     """The precision of the files a precision runs: bf16 computes the fp32 files in bfloat16."""
     return "fp32" if precision == "bf16" else precision
+
+
+def readable_formats(backend: str, precision: str) -> tuple[str, ...]:
+    """File formats ``backend`` may run at ``precision``, in order of preference: every format it reads,
+    except that int8 files run only on the backend that measured them (ONNX Runtime's dynamic int8 ONNX
+    is not run by OpenVINO, whose own int8 is IR)."""
+    formats = BACKENDS[backend][2]
+    if file_precision(precision) == "int8":
+        return tuple(f for f in formats if INT8_READER.get(f) == backend)
+    return formats
 
 
 def format_of(path: Path) -> str:

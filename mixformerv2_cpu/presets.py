@@ -29,7 +29,23 @@ class Preset:
     update_gate: a frame may become the online template only with score above this.
     score_decay: the best score of the interval is multiplied by this every frame.
     lost_threshold: ``update()`` reports ok=False when the score falls under this
-        (the box keeps following the reference rule either way).
+        (with recovery off the box keeps following the reference rule either way).
+    lost_ratio: a frame is *low* when its score is under max(lost_threshold, lost_ratio x the
+        target's typical score: median of its recent scores that were not low); 0 = absolute only.
+    lost_frames: when this many of the last 2 x lost_frames frames were low the state is "lost"
+        (with recovery off only a label; the box still follows the reference rule).
+    recovery: lost-target recovery (:mod:`.recovery`): while lost, keep the last box that was
+        not low (ok=False), stop updating the online template and search wider; also ok=False on
+        low frames. Off in the reference presets (reference-exact), on in ``default``.
+    candidate_threshold: a wider-search crop (grown or tile) scoring this nominates a candidate,
+        verified on the next frame with a crop centred on it.
+    reacquire_threshold, reacquire_ratio: a centred crop (at the last box or on a candidate)
+        scoring max(reacquire_threshold, reacquire_ratio x typical score) re-acquires the target.
+    max_crops_per_frame: search crops evaluated per lost frame and target (one batched inference):
+        the crop at the last box, the verify crops, then the next ones of the candidate cycle.
+    growth_factors: search-factor multipliers of the grown crops around the last box that start
+        the candidate cycle (empty: none).
+    tile_stride: distance of the whole-frame tiles, in crop sides (crops at the target's scale).
     """
 
     name: str = "custom"
@@ -39,6 +55,15 @@ class Preset:
     update_gate: float = 0.5
     score_decay: float = 1.0
     lost_threshold: float = 0.3
+    lost_ratio: float = 0.0
+    lost_frames: int = 3
+    recovery: bool = False
+    candidate_threshold: float = 0.5
+    reacquire_threshold: float = 0.6
+    reacquire_ratio: float = 0.0
+    max_crops_per_frame: int = 6
+    growth_factors: tuple[float, ...] = (1.5,)
+    tile_stride: float = 0.5
 
     def __post_init__(self) -> None:
         def bad(key: str, expected: str) -> PresetError:
@@ -54,6 +79,24 @@ class Preset:
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 <= v <= 1) or (lo_open and v == 0):
                 raise bad(key, "a number in (0, 1]" if lo_open else "a number in [0, 1]")
+        if not isinstance(self.recovery, bool):
+            raise bad("recovery", "true or false")
+        for key in ("lost_frames", "max_crops_per_frame"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise bad(key, "an integer >= 1")
+        for key in ("lost_ratio", "candidate_threshold", "reacquire_threshold", "reacquire_ratio"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 <= v <= 1):
+                raise bad(key, "a number in [0, 1]")
+        v = self.tile_stride
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 < v <= 1):
+            raise bad("tile_stride", "a number in (0, 1] (crop sides)")
+        g = self.growth_factors
+        if isinstance(g, (str, bytes)) or not isinstance(g, (list, tuple)) or not all(
+                not isinstance(f, bool) and isinstance(f, (int, float)) and math.isfinite(f) and f >= 1 for f in g):
+            raise bad("growth_factors", "a list of numbers >= 1 (may be empty)")
+        object.__setattr__(self, "growth_factors", tuple(float(f) for f in g))
 
 
 _KEYS = tuple(f.name for f in fields(Preset) if f.name != "name")

@@ -4,6 +4,10 @@ Per frame: crop the search region around each target's last box, normalise, run 
 step against the cached template keys/values (one batched call for all targets), decode the
 edge distributions, map back and clip, then the online template rule. Templates are encoded
 at ``init`` and again only when a target's online template changes.
+
+With ``recovery`` on in the preset, a lost target (:mod:`.recovery`) contributes several crops to
+the same batched call (its crop plan) instead of one, and keeps its box and online template until
+a candidate re-acquires it.
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .boxes import bin_positions
 from .decode import decode_boxes
 from .engine import Engine, TemplateState
 from .errors import InvalidBoxError, InvalidFrameError, NotInitializedError
@@ -21,6 +26,7 @@ from .frames import as_bgr
 from .geometry import Box, clip_box, map_back, sample_target, validate_box
 from .preprocess import normalize_patch
 from .presets import Preset, load_preset
+from .recovery import Candidate, CropSpec, RecoverySettings, RecoveryState, plan_crops
 from .template import OnlineTemplatePolicy
 
 MAX_CROP_SIDE_FACTOR = 4  # crop side cap = 4 * max(frame H, W): only padding lies beyond it
@@ -44,9 +50,12 @@ class Prediction:
 class _Target:
     box: Box
     policy: OnlineTemplatePolicy[np.ndarray]
+    recovery: RecoveryState
     frame_id: int = 0
     score: float = float("nan")
     prediction: Prediction | None = None
+    updated: bool = False
+    ok: bool = True
 
 
 @dataclass
@@ -59,12 +68,14 @@ class _Session:
 class MultiTracker:
     """Track N targets in one frame with one batched inference per frame.
 
-    Each target follows exactly the single-target rule (results equal N separate Trackers).
+    Each target follows exactly the single-target rule (results equal N separate Trackers), lost-target
+    recovery included: every target has its own state machine, and a lost target adds its crop plan
+    (up to ``max_crops_per_frame`` crops) to the frame's batch.
     """
 
-    def __init__(self, model: str | os.PathLike | None = None, backend: str = "openvino",
+    def __init__(self, model: str | os.PathLike | None = None, backend: str = "auto",
                  preset: str | Path | Mapping[str, Any] | Preset | None = None, threads: int | None = None,
-                 precision: str = "fp32", graphs: str = "cached") -> None:
+                 precision: str = "auto", graphs: str = "cached") -> None:
         self.engine = Engine(model, backend, threads, precision, graphs)
         self.preset = load_preset(preset, self.engine.variant)
         self._session: _Session | None = None
@@ -102,10 +113,11 @@ class MultiTracker:
         boxes = [validate_box(b, h, w) for b in boxes]
         tensors = [self._template_tensor(frame, b) for b in boxes]
         session = _Session((h, w))
+        settings = RecoverySettings.from_preset(self.preset)
         for b, t in zip(boxes, tensors):
             policy = OnlineTemplatePolicy(initial=t, interval=self.preset.update_interval,
                                           gate=self.preset.update_gate, decay=self.preset.score_decay)
-            session.targets.append(_Target(box=b, policy=policy))
+            session.targets.append(_Target(box=b, policy=policy, recovery=RecoveryState(settings, b)))
         stacked = np.concatenate(tensors)
         session.templates = TemplateState(stacked, stacked.copy(), None)
         self._session = session
@@ -116,33 +128,65 @@ class MultiTracker:
         frame = self._frame(frame)
         s = self._session
         m, p = self.engine.meta, self.preset
-        crops = [self._crop(frame, t.box, p.search_factor, m.search_size) for t in s.targets]
-        batch = self._search_batch(len(crops))
-        for i, c in enumerate(crops):
-            normalize_patch(c.patch, m.mean, m.std, out=batch[i])
-        logits, scores = self.engine.search(batch, s.templates)
-        pred, probs = decode_boxes(logits)
-        changed = []
         h, w = s.size
-        bins = np.arange(m.bins) / m.bins
-        for i, (t, crop) in enumerate(zip(s.targets, crops)):
-            side = m.search_size / crop.resize_factor
-            x0 = t.box[0] + 0.5 * t.box[2] - 0.5 * side
-            y0 = t.box[1] + 0.5 * t.box[3] - 0.5 * side
-            edges = np.stack([x0 + bins * side, y0 + bins * side, x0 + bins * side, y0 + bins * side])
-            box = clip_box(map_back(pred[i], t.box, m.search_size, crop.resize_factor), h, w)
-            score = float(scores[i])
-            t.box, t.score, t.frame_id = box, score, t.frame_id + 1
-            t.prediction = Prediction(box, score, probs[i], edges)
-            if t.policy.wants_candidate(score):
-                t.policy.set_candidate(self._template_tensor(frame, box), score)
+        plans = [plan_crops(t.recovery, h, w) if t.recovery.searching else [CropSpec(t.box, p.search_factor, "track")]
+                 for t in s.targets]
+        owner = np.concatenate([np.full(len(plan), i) for i, plan in enumerate(plans)])
+        specs = [c for plan in plans for c in plan]
+        crops = [self._crop(frame, c.box, c.factor, m.search_size) for c in specs]
+        batch = self._search_batch(len(crops))
+        for k, c in enumerate(crops):
+            normalize_patch(c.patch, m.mean, m.std, out=batch[k])
+        logits, scores = self.engine.search(batch, self._batch_templates(owner))
+        pred, probs = decode_boxes(logits)
+        preds = [self._prediction(c, crop, pred[k], probs[k], float(scores[k]))
+                 for k, (c, crop) in enumerate(zip(specs, crops))]
+        changed = []
+        for i, t in enumerate(s.targets):
+            t.frame_id, t.updated = t.frame_id + 1, False
+            idx = np.flatnonzero(owner == i)
+            mine = [preds[k] for k in idx]
+            if t.recovery.searching:  # lost: box and online template stay unless a centred crop re-acquires
+                found = t.recovery.lost_frame([Candidate(specs[k].kind, q.score, q.box) for k, q in zip(idx, mine)])
+                t.prediction = mine[found] if found is not None else max(mine, key=lambda q: q.score)
+                t.score, t.ok = t.prediction.score, found is not None
+                t.box = t.prediction.box if found is not None else t.recovery.anchor
+                continue
+            t.prediction = mine[0]
+            t.box, t.score = t.prediction.box, t.prediction.score
+            t.recovery.observe(t.box, t.score)
+            t.ok = t.score >= p.lost_threshold if not p.recovery else not t.recovery.low
+            if t.recovery.searching:  # just lost: back to the last box that was not low, kept while lost
+                t.box = t.recovery.anchor
+                continue
+            # online template rule (with recovery on, a low frame never becomes the candidate)
+            if t.policy.wants_candidate(t.score) and not (p.recovery and t.recovery.low):
+                t.policy.set_candidate(self._template_tensor(frame, t.box), t.score)
             new_online = t.policy.step(t.frame_id)
             if new_online is not None:
                 s.templates.online[i] = new_online[0]
+                t.updated = True
                 changed.append(i)
         if changed:
             self._refresh_templates(changed)
-        return [(t.score >= p.lost_threshold, t.box) for t in s.targets]
+        return [(t.ok, t.box) for t in s.targets]
+
+    def _prediction(self, spec: CropSpec, crop, pred: np.ndarray, probs: np.ndarray, score: float) -> Prediction:
+        """Decoded output of one crop centred on ``spec.box``: pred (4,) normalised cx,cy,w,h, probs
+        (4, bins) -> Prediction with the clipped image box and the image position of every bin."""
+        m = self.engine.meta
+        h, w = self._session.size
+        edges = bin_positions(spec.box, m.search_size / crop.resize_factor, m.bins)
+        box = clip_box(map_back(pred, spec.box, m.search_size, crop.resize_factor), h, w)
+        return Prediction(box, score, probs, edges)
+
+    def _batch_templates(self, owner: np.ndarray) -> TemplateState:
+        """Templates of this frame's crops, crop k belonging to target owner[k] (owner: (B,) ints):
+        the session's own state when every target has exactly one crop, else its rows gathered."""
+        st = self._session.templates
+        if len(owner) == len(st.template) and (owner == np.arange(len(owner))).all():
+            return st
+        return TemplateState(st.template[owner], st.online[owner], None if st.kv is None else st.kv[owner])
 
     def _search_batch(self, n: int) -> np.ndarray:
         """The (n,3,S,S) float32 input buffer of the search step, allocated once per target count."""
@@ -174,8 +218,12 @@ class MultiTracker:
     @property
     def updated(self) -> list[bool]:
         """Whether each target's online template was replaced in the last update."""
-        return [t.frame_id > 0 and t.frame_id % self.preset.update_interval == 0 for t in self._session.targets] \
-            if self._session else []
+        return [t.updated for t in self._session.targets] if self._session else []
+
+    @property
+    def states(self) -> list[str]:
+        """"tracking" or "lost" per target (:mod:`.recovery`); with recovery off "lost" is only a label."""
+        return [t.recovery.state for t in self._session.targets] if self._session else []
 
     def reset(self) -> None:
         """Forget the targets; the model stays loaded. Call init() to start again."""
@@ -185,22 +233,36 @@ class MultiTracker:
 class Tracker:
     """Single-target tracker with the OpenCV tracker interface.
 
-    ``Tracker(model=None, backend="openvino", preset=None, threads=None)``: ``model`` is a
-    registered name, an export folder or its manifest (None = the default model); ``preset``
-    a name (see ``available_presets()``), a JSON file, a dict of values or None ('default').
-    ``update()`` returns ``ok = score >= preset.lost_threshold`` (0.3 in the shipped presets);
-    the box follows the reference rule either way.
+    Lost-target recovery (rules in :mod:`.recovery`): ``state`` is "tracking" or "lost" (lost when
+    ``lost_frames`` of the last 2 x lost_frames scores were low: under max(lost_threshold,
+    lost_ratio x the target's typical score)). With ``recovery`` on (the ``default`` preset) ok is
+    False on low frames; a lost tracker reports its last box that was not low with ok=False, stops
+    updating the online template and searches wider (a crop grown around that box, then the whole
+    frame at the target's scale; at most ``max_crops_per_frame`` crops per frame, one batched
+    inference) until a crop centred on a candidate scores max(reacquire_threshold, reacquire_ratio
+    x typical score). With it off (the reference presets) the box follows the reference rule and
+    "lost" is only a label.
 
-    ``precision``: "fp32" (default, reference-exact), "int8" (the export's NNCF-quantised
-    OpenVINO graphs, if exported) or "bf16" (fp32 files computed in bfloat16 by OpenVINO on CPUs
-    with AVX512-BF16/AMX: about 2x faster there, not reference-exact). ``graphs``: "cached"
+    ``Tracker(model=None, backend="auto", preset=None, threads=None, precision="auto")``: ``model``
+    is a registered name, an export folder, its manifest or one of its files (None = the default
+    model); ``preset`` a name (see ``available_presets()``), a JSON file, a dict of values or None
+    ('default'). ``update()`` returns ``ok = score >= preset.lost_threshold`` (0.3 in the shipped
+    presets), with recovery on ok=False also on low frames and while lost (see above).
+
+    ``backend``: "openvino", "onnxruntime" or "auto" (default: the faster one for this CPU and
+    model, from a short timed trial on first use, cached per machine and model; see
+    ``tracker.engine.description``). ``precision``: "auto" (default: the fastest precision whose
+    accuracy was measured for this model: fp32, or int8 when the export's int8 report passed its
+    gate), "fp32" (reference-exact), "int8" (the export's NNCF-quantised OpenVINO graphs) or
+    "bf16" (fp32 files computed in bfloat16 by OpenVINO on CPUs with AVX512-BF16/AMX; never chosen
+    automatically). ``threads``: an int >= 1 or None (the backend's default). ``graphs``: "cached"
     (default: templates encoded once, search step per frame) or "full" (the single full graph
     every frame, as public ports run it: a baseline and cross-check).
     """
 
-    def __init__(self, model: str | os.PathLike | None = None, backend: str = "openvino",
+    def __init__(self, model: str | os.PathLike | None = None, backend: str = "auto",
                  preset: str | Path | Mapping[str, Any] | Preset | None = None, threads: int | None = None,
-                 precision: str = "fp32", graphs: str = "cached") -> None:
+                 precision: str = "auto", graphs: str = "cached") -> None:
         self._multi = MultiTracker(model, backend, preset, threads, precision, graphs)
 
     @property
@@ -234,6 +296,12 @@ class Tracker:
     def updated(self) -> bool:
         """Whether the online template was replaced in the last update."""
         return bool(self._multi.updated and self._multi.updated[0])
+
+    @property
+    def state(self) -> str:
+        """"tracking" or "lost" (see the class docstring); "tracking" before init."""
+        states = self._multi.states
+        return states[0] if states else "tracking"
 
     def reset(self) -> None:
         self._multi.reset()

@@ -31,6 +31,12 @@ def test_only_precisions_with_a_passed_accuracy_record_are_candidates():
     assert auto.verified_precisions(failed) == ["fp32"]
     passed = _manifest({"fp32": FP32, "int8": INT8}, {"accepted": True})
     assert auto.verified_precisions(passed) == ["fp32", "int8"]
+    # an int8 flavour runs only on the backend it was measured on
+    both = _manifest({"fp32": FP32, "int8": {**INT8, "onnx": {"template": "x.int8.template.onnx",
+                                                             "search": "x.int8.search.onnx"}}}, {"accepted": True})
+    assert set(auto.candidates(both, "auto", "int8")) == {("openvino", "int8"), ("onnxruntime", "int8")}
+    ort_only = _manifest({"fp32": FP32, "int8": {"onnx": both.data["graphs"]["int8"]["onnx"]}}, {"accepted": True})
+    assert auto.candidates(ort_only, "openvino", "int8") == []  # OpenVINO never runs ORT's int8 ONNX
     # int8 exists as OpenVINO IR only: ONNX Runtime cannot run it
     assert ("onnxruntime", "int8") not in auto.candidates(passed, "auto", "auto")
     assert ("openvino", "int8") in auto.candidates(passed, "auto", "auto")

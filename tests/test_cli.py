@@ -76,9 +76,11 @@ def read_video(path: Path):
 
 
 def read_results(path: Path) -> np.ndarray:
+    """x,y,w,h,score per frame as floats; the 6th column (state) is checked here and dropped."""
     rows = [line.split(",") for line in path.read_text().splitlines()]
-    assert all(len(r) == 5 for r in rows)
-    return np.array(rows, dtype=float)
+    assert all(len(r) == 6 for r in rows)
+    assert rows[0][5] == "init" and all(r[5] in ("tracking", "lost") for r in rows[1:])
+    return np.array([r[:5] for r in rows], dtype=float)
 
 
 # ---------------------------------------------------------------- headless run on the sample clip

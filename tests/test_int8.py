@@ -32,9 +32,10 @@ def test_int8_report_lists_only_accepted_flavours(tmp_path, sample_sequence, mon
     assert report["calibration_pairs"] == 24 and set(report["gate"]) == set(quantize.GATE)
     for fmt in ("onnx", "openvino"):
         r = report[fmt]
-        assert r["heldout_pairs"] == 100 and r["accepted"] == (
-            r["iou_vs_fp32_mean"] >= quantize.GATE["iou_vs_fp32_mean_min"]
-            and r["score_absdiff_mean"] <= quantize.GATE["score_absdiff_mean_max"])
+        assert r["heldout_pairs"] == 100 and set(r["per_threads"]) == {"1", "2"}  # kernels differ by threads
+        assert r["accepted"] == all(v["iou_vs_fp32_mean"] >= quantize.GATE["iou_vs_fp32_mean_min"]
+                                    and v["score_absdiff_mean"] <= quantize.GATE["score_absdiff_mean_max"]
+                                    for v in r["per_threads"].values())
         assert (fmt in m.data["graphs"].get("int8", {})) == r["accepted"]
     # an impossible gate: nothing is listed, nothing is left on disk, auto keeps fp32
     monkeypatch.setitem(quantize.GATE, "iou_vs_fp32_mean_min", 1.01)
@@ -60,8 +61,10 @@ def _iou(a, b):
 
 @pytest.mark.slow
 def test_int8_of_the_trained_default_model_tracks_like_fp32(tmp_path, sample_sequence):
-    """The shipped (trained) model quantised on the CC0 sample clip: the held-out crops pass the gate, and
-    tracking the clip with int8 stays on the fp32 boxes (mean IoU >= 0.85 on every frame's box)."""
+    """The shipped (trained) model quantised on the CC0 sample clip: every flavour that passes the gate on
+    held-out crops (at 1 and 2 threads) tracks the clip on the fp32 boxes (mean IoU >= 0.85) at 1 thread.
+    (OpenVINO's int8 kernels at 1 thread once drifted off after 2 frames while passing at 2 threads: the
+    gate now measures both.)"""
     import cv2
 
     src = resolve_model(None)
@@ -69,8 +72,8 @@ def test_int8_of_the_trained_default_model_tracks_like_fp32(tmp_path, sample_seq
     shutil.copytree(src.folder, folder)
     fp32 = {r: folder / src.data["graphs"]["fp32"]["onnx"][r] for r in ("template", "search")}
     int8, report = quantize.quantize_int8(folder, "default", fp32, [sample_sequence], samples=60, holdout=60)
-    assert set(int8) == {"onnx", "openvino"}, json.dumps(report)
-    for fmt in ("onnx", "openvino"):
+    assert "onnx" in int8, json.dumps(report)  # ONNX Runtime's dynamic int8 passes on this trained model
+    for fmt in int8:
         assert report[fmt]["iou_vs_fp32_mean"] >= 0.9 and report[fmt]["score_absdiff_mean"] <= 0.03, report[fmt]
     (folder / "default.manifest.json").unlink()
     write_manifest(folder, "default", src.variant, src.data["metadata"], {**src.data["graphs"], "int8": int8},
@@ -78,6 +81,7 @@ def test_int8_of_the_trained_default_model_tracks_like_fp32(tmp_path, sample_seq
     frames = [cv2.imread(str(p)) for p in sorted((sample_sequence / "img").glob("*.jpg"))][:60]
     box = tuple(np.loadtxt(sample_sequence / "groundtruth.txt", delimiter=",")[0])
     ref = _track(Tracker(folder, backend="onnxruntime", precision="fp32", threads=1), frames, box)
-    for backend in ("onnxruntime", "openvino"):
+    for fmt in int8:
+        backend = quantize.READER[fmt]
         got = _track(Tracker(folder, backend=backend, precision="int8", threads=1), frames, box)
         assert _iou(ref, got).mean() >= 0.85, backend
