@@ -43,7 +43,9 @@ def _gflops(row: dict) -> str:
 
 
 def _threads(row: dict) -> str:
-    return f"{row['threads']}*" if row.get("oversubscribed") else str(row["threads"])
+    text = f"{row['threads']}*" if row.get("oversubscribed") else str(row["threads"])
+    used = row.get("threads_used")
+    return text + (f" ({used} used)" if used is not None and used != row["threads"] else "")
 
 
 def _tracker(row: dict) -> str:
@@ -98,6 +100,8 @@ def markdown(result: dict) -> str:
              "update). Load = wall time of constructing the tracker; first use = init + first update (OpenVINO "
              "compiles its graphs here). OpenCV threads = row threads.",
              f"- RSS: {s['rss_method']}.",
+             "- Threads: the most a row may use; an engine tries that many and 1 on first use and keeps the "
+             "faster (`(1 used)`), so more threads are never slower than fewer.",
              "- Backends: " + "; ".join(f"`{k}` = {v}" for k, v in s["backends"].items()) if s["backends"] else
              "- Backends: none"]
     if result.get("gemm_gflops"):

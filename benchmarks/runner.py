@@ -256,6 +256,8 @@ def run_row(spec: RowSpec, frames: np.ndarray, box: Sequence[float], settings: S
     result: dict = {"load_s": load_s, "first_s": first_s, "model_only": None}
     if spec.kind != "peer":
         eng = trk.engine
+        result["engine"] = eng.description
+        result["threads_used"] = eng.threads
         rng = np.random.default_rng(0)
         t, s = eng.meta.template_size, eng.meta.search_size
         tmpl = rng.standard_normal((spec.targets, 3, t, t), dtype=np.float32)

@@ -1,11 +1,14 @@
-"""``backend="auto"`` / ``precision="auto"``: the fastest verified engine for this CPU and model.
+"""``backend="auto"`` / ``precision="auto"`` / ``threads``: the fastest verified engine for this CPU and model.
 
 Candidates are the backends that import here times the precisions whose accuracy was measured
 for this model: fp32 always (every export is parity-checked against PyTorch), int8 only when the
 export's manifest holds an int8 accuracy report that passed its gate (``int8_report.accepted``),
 bf16 never automatically (no accuracy record). When more than one candidate is left, each runs a
 short timed trial of the per-frame search step (fixed inputs, a few warm-up calls, then the
-median of ``TRIAL_CALLS``) and the fastest wins. The choice is cached per machine and model (CPU
+median of ``TRIAL_CALLS``) and the fastest wins. ``threads=N`` (N > 1) is the most threads an engine
+may use: N and 1 are both tried, because for a small graph the thread pool can cost more than it
+gives (the default model on ONNX Runtime: 3.06 ms at 2 threads, 2.88 ms at 1), so asking for more
+threads is never slower than asking for fewer. The choice is cached per machine and model (CPU
 model, flags, instruction-set cap, threads, library versions, manifest sha256) in
 ``$MIXFORMERV2_CACHE_DIR`` (default ``~/.cache/mixformerv2-cpu``), so only the first use pays.
 """
@@ -32,18 +35,24 @@ WARMUP_CALLS, TRIAL_CALLS = 5, 25
 
 @dataclass(frozen=True)
 class Choice:
-    """The engine picked, and why: ``trial_ms`` maps "backend/precision" to its median search-step ms."""
+    """The engine picked, and why: ``trial_ms`` maps "backend/precision/threads" to its median search-step ms."""
 
     backend: str
     precision: str
     reason: str
     trial_ms: dict[str, float]
+    threads: int | None = None
 
     def describe(self) -> str:
         if not self.trial_ms:
             return f"auto: {self.reason}"
         times = ", ".join(f"{k} {v:.2f} ms" for k, v in sorted(self.trial_ms.items(), key=lambda kv: kv[1]))
         return f"auto: {self.reason} (search step: {times})"
+
+
+def _label(option: tuple[str, str, int | None]) -> str:
+    b, p, t = option
+    return f"{b}/{p}" + (f"/{t}t" if t else "")
 
 
 def verified_precisions(manifest: Manifest) -> list[str]:
@@ -86,7 +95,7 @@ def cache_key(manifest: Manifest, threads: int | None, options: list[tuple[str, 
             versions.append(metadata.version(dist))
         except metadata.PackageNotFoundError:
             versions.append("-")
-    key = [cpu_model(), cpu_flags(), isa_cap(), threads, versions, sha256_of(manifest.path), sorted(options)]
+    key = [cpu_model(), cpu_flags(), isa_cap(), threads, versions, sha256_of(manifest.path), sorted(map(str, options))]
     return hashlib.sha256(json.dumps(key, default=str).encode()).hexdigest()[:24]
 
 
@@ -123,9 +132,12 @@ def time_search_step(search: Callable[[], object]) -> float:
 
 
 def choose(manifest: Manifest, backend: str, precision: str, threads: int | None,
-           trial: Callable[[str, str], float]) -> Choice:
-    """Resolve "auto" in ``backend``/``precision``. ``trial(backend, precision)`` -> median search-step ms."""
-    options = candidates(manifest, backend, precision)
+           trial: Callable[[str, str, int | None], float]) -> Choice:
+    """Resolve "auto" in ``backend``/``precision`` and the thread count (1 or ``threads``).
+    ``trial(backend, precision, threads)`` -> median search-step ms."""
+    pairs = candidates(manifest, backend, precision)
+    counts = sorted({1, threads}) if threads and threads > 1 else [threads]
+    options = [(b, p, t) for b, p in pairs for t in counts]
     if not options:
         from .errors import BackendError
 
@@ -133,14 +145,15 @@ def choose(manifest: Manifest, backend: str, precision: str, threads: int | None
                            f"(verified precisions: {verified_precisions(manifest)}, backends: "
                            f"{[b for b, r in available_backends().items() if r is None]})")
     if len(options) == 1:
-        b, p = options[0]
-        return Choice(b, p, f"{b} {p}: the only verified option here", {})
+        b, p, t = options[0]
+        return Choice(b, p, f"{b} {p}: the only verified option here", {}, t)
     key = cache_key(manifest, threads, options)
     cached = _read_cache().get(key)
     if cached:
         return Choice(**{**cached, "reason": cached["reason"] + " (cached)"})
-    timings = {f"{b}/{p}": trial(b, p) for b, p in options}
-    best = min(options, key=lambda o: timings[f"{o[0]}/{o[1]}"])
-    choice = Choice(best[0], best[1], f"{best[0]} {best[1]}: fastest in a timed trial", timings)
+    timings = {_label(o): trial(*o) for o in options}
+    b, p, t = min(options, key=lambda o: timings[_label(o)])
+    what = f"{b} {p}" + (f" at {t} thread{'s' if t > 1 else ''} of {threads} allowed" if threads and threads > 1 else "")
+    choice = Choice(b, p, f"{what}: fastest in a timed trial", timings, t)
     _write_cache(key, choice)
     return choice

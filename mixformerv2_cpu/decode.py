@@ -22,8 +22,12 @@ def expected_edges(probs: np.ndarray) -> np.ndarray:
 
 def ltrb_to_cxcywh(ltrb: np.ndarray) -> np.ndarray:
     """(..., 4) l,t,r,b -> (..., 4) cx,cy,w,h. Width/height may be negative (nothing forces r > l)."""
-    l, t, r, b = np.moveaxis(ltrb, -1, 0)
-    return np.stack([(l + r) / 2, (t + b) / 2, r - l, b - t], axis=-1)
+    out = np.empty_like(ltrb)
+    out[..., 0] = (ltrb[..., 0] + ltrb[..., 2]) / 2
+    out[..., 1] = (ltrb[..., 1] + ltrb[..., 3]) / 2
+    out[..., 2] = ltrb[..., 2] - ltrb[..., 0]
+    out[..., 3] = ltrb[..., 3] - ltrb[..., 1]
+    return out
 
 
 def decode_boxes(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -58,28 +58,28 @@ class Engine:
         threads = check_threads(threads)
         self.manifest: Manifest = resolve_model(model)
         self.manifest.verify_all()
-        self.threads, self.mode = threads, graphs
+        self.threads_allowed, self.threads, self.mode = threads, threads, graphs
         self.choice: Choice | None = None
-        if AUTO in (backend, precision):
+        if AUTO in (backend, precision) or (threads is not None and threads > 1):
             self.choice = choose(self.manifest, backend, precision, threads, self._trial)
-            backend, precision = self.choice.backend, self.choice.precision
+            backend, precision, self.threads = self.choice.backend, self.choice.precision, self.choice.threads
         self.backend, self.precision = backend, precision
-        self.graphs = self._load(backend, precision)
+        self.graphs = self._load(backend, precision, self.threads)
         self.meta: ModelMetadata = next(iter(self.graphs.values())).metadata
 
-    def _load(self, backend: str, precision: str) -> dict[str, Graph]:
+    def _load(self, backend: str, precision: str, threads: int | None = None) -> dict[str, Graph]:
         graphs = {}
         for role in GRAPH_MODES[self.mode]:
             path = self.manifest.graph_path(file_precision(precision), readable_formats(backend, precision), role)
-            graph = load_graph(backend, path, self.threads, bf16=precision == "bf16")
+            graph = load_graph(backend, path, threads, bf16=precision == "bf16")
             if graph.metadata.role != role:
                 raise ModelFileError(f"{path}: metadata says role {graph.metadata.role!r}, expected {role!r}")
             graphs[role] = graph
         return graphs
 
-    def _trial(self, backend: str, precision: str) -> float:
+    def _trial(self, backend: str, precision: str, threads: int | None) -> float:
         """Median ms of this mode's per-frame graph call on fixed inputs (for the automatic choice)."""
-        graphs = self._load(backend, precision)
+        graphs = self._load(backend, precision, threads)
         meta = next(iter(graphs.values())).metadata
         rng = np.random.default_rng(0)
         t = rng.standard_normal((1, 3, meta.template_size, meta.template_size)).astype(np.float32)
@@ -92,7 +92,12 @@ class Engine:
     @property
     def description(self) -> str:
         """What runs, e.g. "openvino fp32, 2 threads, cached graphs (auto: ...)"."""
-        threads = f"{self.threads} threads" if self.threads else "the backend's default threads"
+        if self.threads is None:
+            threads = "the backend's default threads"
+        else:
+            threads = f"{self.threads} thread{'s' if self.threads > 1 else ''}"
+            if self.threads_allowed and self.threads_allowed != self.threads:
+                threads += f" ({self.threads_allowed} allowed)"
         text = f"{self.backend} {self.precision}, {threads}, {self.mode} graphs"
         return text + (f" ({self.choice.describe()})" if self.choice else "")
 

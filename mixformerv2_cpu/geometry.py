@@ -59,8 +59,9 @@ def sample_target(image: np.ndarray, box: Sequence[float], factor: float, out_si
         # wholly outside: the reference would pad an empty slice; the result is all padding
         patch = np.zeros((out_size, out_size) + image.shape[2:], dtype=image.dtype)
         return Crop(patch, out_size / side, side)
-    padded = cv2.copyMakeBorder(inside, y1_pad, y2_pad, x1_pad, x2_pad, cv2.BORDER_CONSTANT, value=0)
-    patch = cv2.resize(padded, (out_size, out_size))
+    if x1_pad or y1_pad or x2_pad or y2_pad:
+        inside = cv2.copyMakeBorder(inside, y1_pad, y2_pad, x1_pad, x2_pad, cv2.BORDER_CONSTANT, value=0)
+    patch = cv2.resize(inside, (out_size, out_size))
     return Crop(patch, out_size / side, side)
 
 

@@ -29,6 +29,7 @@ tracker asks :func:`plan_crops` what to crop, runs the batch, and reports back t
 from __future__ import annotations
 
 import math
+import statistics
 from collections import deque
 from dataclasses import dataclass, field
 from typing import NamedTuple, Optional, Sequence
@@ -123,7 +124,7 @@ class RecoveryState:
     @property
     def typical_score(self) -> Optional[float]:
         """Median of the kept confident scores; None before the first one."""
-        return float(np.median(self.history)) if self.history else None
+        return float(statistics.median(self.history)) if self.history else None  # <= 30 floats: no numpy
 
     def low_level(self) -> float:
         """A tracked score under this is low: max(lost_threshold, lost_ratio * typical score)."""

@@ -47,27 +47,41 @@ def test_the_fastest_candidate_wins_and_the_choice_is_cached(export_small, tmp_p
     monkeypatch.setenv(auto.ENV_CACHE, str(tmp_path / "cache"))
     calls = []
 
-    def fake_trial(self, backend, precision):
-        calls.append((backend, precision))
+    def fake_trial(self, backend, precision, threads):
+        calls.append((backend, precision, threads))
         return {"openvino": 5.0, "onnxruntime": 2.0}[backend]
 
     monkeypatch.setattr("mixformerv2_cpu.engine.Engine._trial", fake_trial)
     t = Tracker(export_small, threads=1)
-    assert (t.engine.backend, t.engine.precision) == ("onnxruntime", "fp32")
-    assert sorted(calls) == [("onnxruntime", "fp32"), ("openvino", "fp32")]
-    assert "onnxruntime/fp32 2.00 ms" in t.engine.description and "fastest" in t.engine.description
+    assert (t.engine.backend, t.engine.precision, t.engine.threads) == ("onnxruntime", "fp32", 1)
+    assert sorted(calls) == [("onnxruntime", "fp32", 1), ("openvino", "fp32", 1)]
+    assert "onnxruntime/fp32/1t 2.00 ms" in t.engine.description and "fastest" in t.engine.description
     calls.clear()
     again = Tracker(export_small, threads=1)
     assert calls == [] and again.engine.backend == "onnxruntime" and "(cached)" in again.engine.description
-    Tracker(export_small, threads=2)  # another thread count is another measurement
-    assert len(calls) == 2
+    Tracker(export_small, threads=2)  # another thread count is another measurement: 1 and 2 on each backend
+    assert sorted(calls) == [(b, "fp32", n) for b in ("onnxruntime", "openvino") for n in (1, 2)]
     entries = json.loads((tmp_path / "cache" / "auto.json").read_text())
     assert len(entries) == 2
 
 
+def test_more_threads_are_never_slower_than_one(export_small, tmp_path, monkeypatch):
+    """threads=N is the most an engine may use: when 1 thread is faster (thread pool overhead on a small
+    graph), 1 is used, and the description says so."""
+    monkeypatch.setenv(auto.ENV_CACHE, str(tmp_path))
+    monkeypatch.setattr("mixformerv2_cpu.engine.Engine._trial",
+                        lambda self, b, p, n: {1: 2.88, 2: 3.06}[n])  # the default model on ORT, measured
+    t = Tracker(export_small, backend="onnxruntime", precision="fp32", threads=2)
+    assert t.engine.threads == 1 and t.engine.threads_allowed == 2
+    assert "onnxruntime fp32, 1 thread (2 allowed)" in t.engine.description
+    monkeypatch.setenv(auto.ENV_CACHE, str(tmp_path / "other"))
+    monkeypatch.setattr("mixformerv2_cpu.engine.Engine._trial", lambda self, b, p, n: {1: 28.9, 2: 17.0}[n])
+    assert Tracker(export_small, backend="onnxruntime", precision="fp32", threads=2).engine.threads == 2
+
+
 def test_a_fixed_backend_and_precision_skip_the_trial(export_small, monkeypatch):
     monkeypatch.setattr("mixformerv2_cpu.engine.Engine._trial", lambda *a: pytest.fail("no trial expected"))
-    t = Tracker(export_small, backend="openvino", precision="fp32")
+    t = Tracker(export_small, backend="openvino", precision="fp32", threads=1)
     assert t.engine.choice is None and t.engine.description.startswith("openvino fp32")
     t = Tracker(export_small, backend="onnxruntime")  # precision auto: fp32 is the only verified one
     assert t.engine.precision == "fp32" and "only verified option" in t.engine.description
@@ -76,9 +90,9 @@ def test_a_fixed_backend_and_precision_skip_the_trial(export_small, monkeypatch)
 def test_real_trial_measures_both_backends(export_small, tmp_path, monkeypatch):
     monkeypatch.setenv(auto.ENV_CACHE, str(tmp_path))
     t = Tracker(export_small, threads=1)
-    assert set(t.engine.choice.trial_ms) == {"openvino/fp32", "onnxruntime/fp32"}
+    assert set(t.engine.choice.trial_ms) == {"openvino/fp32/1t", "onnxruntime/fp32/1t"}
     assert all(v > 0 for v in t.engine.choice.trial_ms.values())
-    assert t.engine.choice.trial_ms[f"{t.engine.backend}/fp32"] == min(t.engine.choice.trial_ms.values())
+    assert t.engine.choice.trial_ms[f"{t.engine.backend}/fp32/1t"] == min(t.engine.choice.trial_ms.values())
 
 
 def test_verify_command(export_small, tmp_path, capsys):
