@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import tempfile
 from dataclasses import asdict, dataclass, field, replace
@@ -31,7 +30,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from .machine import library_versions, load_average, machine_info, usable_cores
-from .peers import ENV_PEERS_DIR, PEERS, peer_backend
+from .peers import DEFAULT_PEERS_DIR, ENV_PEERS_DIR, PEERS, default_peers_dir, peer_backend
 from .runner import (QUICK, BenchError, RowSpec, Settings, Source, load_source,
                      run_row, run_row_isolated, _failure)
 
@@ -43,7 +42,6 @@ BACKEND_LABELS = {"openvino": "OpenVINO", "onnxruntime": "ONNX Runtime",
 PRECISIONS = ("fp32", "int8", "bf16")
 DEFAULT_TARGETS = (1, 2, 4, 8)
 DEFAULT_SOURCE = Path("..") / "shared" / "data" / "sequences" / "crossing"
-DEFAULT_PEERS_DIR = Path("..") / "shared" / "data" / "peers"
 SCHEMA = "mixformerv2-bench/1"
 
 
@@ -204,13 +202,6 @@ def run_matrix(rows: Sequence[RowSpec], models: Sequence[ModelEntry], source: So
 
 
 # --------------------------------------------------------------------------------------------- CLI
-def default_peers_dir() -> Optional[Path]:
-    env = os.environ.get(ENV_PEERS_DIR)
-    if env:
-        return Path(env)
-    return DEFAULT_PEERS_DIR.resolve() if DEFAULT_PEERS_DIR.is_dir() else None
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mixformerv2-bench", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,

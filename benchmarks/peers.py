@@ -97,6 +97,17 @@ def peer_backend(name: str) -> str:
     return "onnxruntime" if name.lower() in _ORT_PEERS else "opencv"
 
 
+DEFAULT_PEERS_DIR = Path("..") / "shared" / "data" / "peers"
+
+
+def default_peers_dir() -> Optional[Path]:
+    """$MIXFORMERV2_PEERS_DIR, else ./../shared/data/peers when that folder exists, else None."""
+    env = os.environ.get(ENV_PEERS_DIR)
+    if env:
+        return Path(env)
+    return DEFAULT_PEERS_DIR.resolve() if DEFAULT_PEERS_DIR.is_dir() else None
+
+
 def resolve_peers_dir(peers_dir: Optional[os.PathLike | str] = None) -> Optional[Path]:
     """``peers_dir`` if given, else ``$MIXFORMERV2_PEERS_DIR``, else None (no implicit relative path)."""
     if peers_dir is not None:

@@ -37,6 +37,7 @@ import numpy as np
 
 from .distributed import JobResult, TrackerSpec, execute_dask, execute_local
 from .metrics import box_iou
+from .ope import Progress, evaluate
 from .peers import make_tracker
 from .recovery_cases import GAP, KINDS, WINDOW, FrameRef, RecoveryCase, dataset_cases, first_hit, load_frame
 
@@ -281,7 +282,6 @@ def evaluate_recovery(dataset, specs: Sequence[TrackerSpec], out_dir: Path, work
     ``<out>/<dataset>/recovery/``. ``pool``: the sequences donors come from (default: the
     dataset's; pass the whole dataset when ``dataset`` holds a subset). Returns (recovery summary,
     failed job results)."""
-    from .accuracy import Progress, evaluate
 
     ope, failures = evaluate(dataset, specs, out_dir, workers=workers, backend=backend, preset=preset,
                              peers_dir=peers_dir, resume=resume, dask=dask, progress=progress, plots=plots)

@@ -22,8 +22,10 @@ from typing import Any, Callable, Dict, List, Optional
 
 from ._version import __version__
 from .cpu import INTERESTING_FLAGS, ISA_ENV, cpu_flags, cpu_model, isa_cap, usable_cores
-from .demo import (SessionOptions, check_outputs, has_display, parse_box,
-                   run_session)
+from . import boxes
+from .boxes import Box
+from .display import has_display
+from .session import FOURCC_BY_EXT, SessionOptions, run_session
 from .errors import TrackerError, UsageError
 from .sources import SourceError, open_source
 
@@ -101,6 +103,32 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
+
+
+def parse_box(text: str) -> Box:
+    """``"x,y,w,h"`` -> floats; raises UsageError for anything else or w/h <= 0."""
+    try:
+        x, y, w, h = boxes.parse_box(text)
+    except ValueError:
+        raise UsageError(f"--init must be four numbers x,y,w,h (pixels), got {text!r}") from None
+    if w <= 0 or h <= 0:
+        raise UsageError(f"--init width and height must be positive, got w={w:g} h={h:g}")
+    return x, y, w, h
+
+
+def check_outputs(output: Optional[Path], results: Optional[Path]) -> Optional[str]:
+    """Validate the output paths before any work; return the video codec (fourcc) or None."""
+    for flag, path in (("--output", output), ("--results", results)):
+        if path is not None and not path.parent.is_dir():
+            raise UsageError(f"{flag} folder does not exist: {path.parent}")
+    if output is None:
+        return None
+    fourcc = FOURCC_BY_EXT.get(output.suffix.lower())
+    if fourcc is None:
+        raise UsageError(
+            f"--output must end in one of {', '.join(FOURCC_BY_EXT)}, got {output.name!r}"
+        )
+    return fourcc
 
 
 def create_tracker(model: Optional[str] = None, backend: Optional[str] = None,

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mixformerv2_cpu.demo import SessionOptions, run_session
+from mixformerv2_cpu.session import SessionOptions, run_session
 from mixformerv2_cpu.sources import (Frame, FrameSource, ImageFolderSource, LatestFrameReader,
                                      LiveSource,
                                      SourceError, VideoFileSource, open_source)
