@@ -29,10 +29,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from mixformerv2_cpu.boxes import Box
 from .peers import make_tracker
 
 log = logging.getLogger(__name__)
-Box = Tuple[float, float, float, float]
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,7 @@ def default_threads() -> List[int]:
 def resolve_models(specs: Sequence[str]) -> List[ModelEntry]:
     """[LABEL=]MODEL (registered name, export folder or manifest) -> entries with unique labels."""
     from mixformerv2_cpu.errors import ModelFileError
-    from mixformerv2_cpu.models import resolve_model
+    from mixformerv2_cpu.registry import resolve_model
 
     out: List[ModelEntry] = []
     for spec in specs:

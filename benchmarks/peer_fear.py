@@ -45,11 +45,11 @@ from typing import Optional, Tuple
 import cv2
 import numpy as np
 
+from mixformerv2_cpu.boxes import Box
 from mixformerv2_cpu.frames import as_bgr  # the runtime's frame rule: gray / BGRA -> BGR, else an error
 
 from . import peer_ort
 
-Box = Tuple[float, float, float, float]
 
 # ---- constants: siam_tracker.yaml (CFG), base_tracker.py (BT), utils.py (U)
 PENALTY_K = 0.062          # CFG:3 penalty_k (BT:197)

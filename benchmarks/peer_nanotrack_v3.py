@@ -36,11 +36,11 @@ from typing import Optional, Tuple
 import cv2
 import numpy as np
 
+from mixformerv2_cpu.boxes import Box
 from mixformerv2_cpu.frames import as_bgr  # the runtime's frame rule: gray / BGRA -> BGR, else an error
 
 from . import peer_ort
 
-Box = Tuple[float, float, float, float]
 
 # ---- constants of the reference (configv3.yaml = CFG, nano_tracker.py = NT, base_tracker.py = BT)
 EXEMPLAR_SIZE = 127      # CFG:35 TRACK.EXEMPLAR_SIZE (template crop side)

@@ -27,6 +27,8 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Tuple
 
+from mixformerv2_cpu.boxes import Box
+
 PEERS = ("nanotrack", "vittrack", "csrt", "kcf", "mil", "nanotrack_v3", "fear_xs")
 ENV_PEERS_DIR = "MIXFORMERV2_PEERS_DIR"
 PEER_FILES: Dict[str, Tuple[str, ...]] = {
@@ -49,7 +51,6 @@ _CV2_CLASS = {"nanotrack": "TrackerNano", "vittrack": "TrackerVit", "csrt": "Tra
 _PIP_PACKAGE = {"csrt": "opencv-contrib-python (or opencv-contrib-python-headless)",
                 "kcf": "opencv-contrib-python (or opencv-contrib-python-headless)"}
 
-Box = Tuple[float, float, float, float]
 
 
 class PeerUnavailable(RuntimeError):

@@ -35,6 +35,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from mixformerv2_cpu.boxes import Box
 from .distributed import JobResult, TrackerSpec, execute_dask, execute_local
 from .metrics import box_iou
 from .ope import Progress, evaluate
@@ -42,7 +43,6 @@ from .peers import make_tracker
 from .recovery_cases import GAP, KINDS, WINDOW, FrameRef, RecoveryCase, dataset_cases, first_hit, load_frame
 
 log = logging.getLogger(__name__)
-Box = Tuple[float, float, float, float]
 
 
 @dataclass(frozen=True)

@@ -261,7 +261,7 @@ def run_row(spec: RowSpec, frames: np.ndarray, box: Sequence[float], settings: S
         rng = np.random.default_rng(0)
         t, s = eng.meta.template_size, eng.meta.search_size
         tmpl = rng.standard_normal((spec.targets, 3, t, t), dtype=np.float32)
-        state = eng.templates(tmpl, tmpl.copy())
+        state = eng.encode_templates(tmpl, tmpl.copy())
         x = rng.standard_normal((spec.targets, 3, s, s), dtype=np.float32)
         result["model_only"] = stats(measure(lambda: eng.search(x, state), settings.warmup, settings.min_time,
                                              settings.min_iters, settings.max_iters,

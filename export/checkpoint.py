@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from .model import CONFIGS, MixFormerV2, ModelConfig
-from .model.stem import MobileNetStem
+from .network import CONFIGS, MixFormerV2, ModelConfig
+from .network.stem import MobileNetStem
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .checkpoint import CheckpointError
 from .exporter import ExportError, export_checkpoint
-from .model import CONFIGS
+from .network import CONFIGS
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,7 +12,7 @@ from mixformerv2_cpu.manifest import MANIFEST_SUFFIX, write_manifest
 
 from .checkpoint import load_model
 from .graphs import graph_metadata
-from .model import MixFormerV2
+from .network import MixFormerV2
 from .shared_weights import share_weights
 from .to_onnx import export_onnx
 from .verify import max_abs_diffs

@@ -6,7 +6,7 @@ from torch import Tensor, nn
 
 from mixformerv2_cpu.metadata import ModelMetadata
 
-from .model import INPUT_MEAN, INPUT_STD, MixFormerV2, decode_ltrb
+from .network import INPUT_MEAN, INPUT_STD, MixFormerV2, decode_ltrb
 
 # role -> (input names, output names); the runtime relies on these names
 SIGNATURES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {

@@ -9,7 +9,7 @@ import onnx
 import torch
 
 from .graphs import SIGNATURES, WRAPPERS, example_inputs
-from .model import MixFormerV2
+from .network import MixFormerV2
 
 log = logging.getLogger(__name__)
 OPSET = 17

@@ -8,7 +8,7 @@ import numpy as np
 from mixformerv2_cpu.backends import load_graph
 
 from .graphs import example_inputs, run_torch
-from .model import MixFormerV2
+from .network import MixFormerV2
 
 def max_abs_diffs(model: MixFormerV2, role: str, path: Path, backend: str,
                   batches: tuple[int, ...] = (1, 2)) -> dict[str, float]:

@@ -2,7 +2,7 @@
 from ._version import __version__
 from .errors import (BackendError, InvalidBoxError, InvalidFrameError, ModelFileError, NotInitializedError,
                      PresetError, SettingError, TrackerError, UsageError)
-from .models import list_models
+from .registry import list_models
 from .presets import Preset, available_presets, load_preset
 from .tracker import MultiTracker, Prediction, Tracker
 

@@ -204,7 +204,7 @@ def cmd_info(args: argparse.Namespace, tracker_factory: Optional[TrackerFactory]
                  + (f"; {ISA_ENV}={isa_cap()}" if isa_cap() else ""))
     lines.append("models:")
     try:
-        from .models import list_models
+        from .registry import list_models
 
         names = list_models()
         lines.extend(f"  {n}" for n in names)
@@ -227,7 +227,7 @@ def cmd_verify(args: argparse.Namespace, tracker_factory: Optional[TrackerFactor
     """``mixformerv2 verify [MODEL]``: every listed file against the manifest, every graph loaded."""
     from .backends import available_backends, load_graph
     from .formats import BACKENDS
-    from .models import resolve_model
+    from .registry import resolve_model
 
     manifest = resolve_model(args.model)
     manifest.verify_all()

@@ -18,7 +18,7 @@ from .errors import BackendError, ModelFileError, SettingError
 from .formats import GRAPH_MODES, PRECISIONS, file_precision, readable_formats
 from .manifest import Manifest
 from .metadata import ModelMetadata
-from .models import resolve_model
+from .registry import resolve_model
 
 
 def check_threads(threads: object) -> int | None:
@@ -105,7 +105,7 @@ class Engine:
     def variant(self) -> str:
         return self.meta.variant
 
-    def templates(self, template: np.ndarray, online: np.ndarray) -> TemplateState:
+    def encode_templates(self, template: np.ndarray, online: np.ndarray) -> TemplateState:
         """Encode templates (B,3,T,T) once; in full mode only keep the crops."""
         if self.mode == "full":
             return TemplateState(template, online, None)

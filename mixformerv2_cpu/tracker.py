@@ -200,7 +200,7 @@ class MultiTracker:
         runs with batch 1 (no recompilation for every count of targets that change together)."""
         st = self._session.templates
         for i in idx:
-            kv = self.engine.templates(st.template[i:i + 1], st.online[i:i + 1]).kv
+            kv = self.engine.encode_templates(st.template[i:i + 1], st.online[i:i + 1]).kv
             if kv is None:  # full-graph mode keeps only the crops
                 continue
             if st.kv is None:

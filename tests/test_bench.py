@@ -25,7 +25,7 @@ def tiny_model(tmp_path_factory) -> Path:
     """A tiny custom MixFormerV2 export (speed does not depend on weights; small keeps the test fast)."""
     torch = pytest.importorskip("torch")
     from mixformerv2_export.exporter import export_model
-    from mixformerv2_export.model import MixFormerV2, ModelConfig
+    from mixformerv2_export.network import MixFormerV2, ModelConfig
 
     torch.manual_seed(0)
     out = tmp_path_factory.mktemp("tiny_export")

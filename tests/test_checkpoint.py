@@ -121,7 +121,7 @@ def test_own_checkpoint_with_config_and_mobilenet_stem(tmp_path):
     import dataclasses
 
     from conftest import PEERS, shared
-    from mixformerv2_export.model import MixFormerV2, ModelConfig
+    from mixformerv2_export.network import MixFormerV2, ModelConfig
     from mixformerv2_export.checkpoint import load_nanotrack_features
 
     stem_file = shared(PEERS / "nanotrack_v2/nanotrackv2.pth")
@@ -149,7 +149,7 @@ def test_nanotrack_v3_stem_equals_the_peer_backbone():
 
     from conftest import PEERS, shared
     from mixformerv2_export.checkpoint import load_nanotrack_features
-    from mixformerv2_export.model.stem import MobileNetStem
+    from mixformerv2_export.network.stem import MobileNetStem
 
     stem = MobileNetStem(32, "mnv3s96")
     assert load_nanotrack_features(stem, shared(PEERS / "nanotrack_v3/nanotrackv3.pth")) == 190

@@ -10,7 +10,7 @@ import pytest
 from conftest import model_ref, softmax
 from mixformerv2_cpu.backends import load_graph
 from mixformerv2_cpu.manifest import read_manifest, sha256_of
-from mixformerv2_cpu.models import find_manifest
+from mixformerv2_cpu.registry import find_manifest
 from mixformerv2_export.cli import main
 
 TOL = 1e-4

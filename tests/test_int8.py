@@ -11,10 +11,10 @@ import torch
 
 from mixformerv2_cpu import ModelFileError, Tracker
 from mixformerv2_cpu.manifest import read_manifest, write_manifest
-from mixformerv2_cpu.models import find_manifest, resolve_model
+from mixformerv2_cpu.registry import find_manifest, resolve_model
 from mixformerv2_export import quantize
 from mixformerv2_export.exporter import export_model
-from mixformerv2_export.model import MixFormerV2, ModelConfig
+from mixformerv2_export.network import MixFormerV2, ModelConfig
 
 
 def _tiny_export(out, sample_sequence):

@@ -7,7 +7,7 @@ import torch
 
 from conftest import model_ref, softmax
 from mixformerv2_export.checkpoint import load_model
-from mixformerv2_export.model import CONFIGS, MixFormerV2, ModelConfig, decode_ltrb
+from mixformerv2_export.network import CONFIGS, MixFormerV2, ModelConfig, decode_ltrb
 
 TOL = 1e-4
 

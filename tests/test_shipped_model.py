@@ -13,7 +13,7 @@ import pytest
 from conftest import SEQUENCES, shared
 from mixformerv2_benchmarks.metrics import evaluate_sequence
 from mixformerv2_cpu import Tracker
-from mixformerv2_cpu.models import list_models, resolve_model
+from mixformerv2_cpu.registry import list_models, resolve_model
 
 ROOT = Path(__file__).resolve().parents[1]
 # AUC measured at shipping (models/MODEL_CARD.md, OpenVINO fp32, 2 threads, this test's code path).

@@ -13,7 +13,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from mixformerv2_export.model import CONFIGS, MixFormerV2  # noqa: E402
+from mixformerv2_export.network import CONFIGS, MixFormerV2  # noqa: E402
 
 
 def gmacs(cfg) -> dict[str, float]:

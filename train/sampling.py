@@ -29,7 +29,7 @@ import numpy as np
 from assets import Assets
 from mixformerv2_cpu.geometry import sample_target
 from mixformerv2_cpu.preprocess import normalize_patch
-from mixformerv2_export.model import INPUT_MEAN, INPUT_STD
+from mixformerv2_export.network import INPUT_MEAN, INPUT_STD
 from scene import (FRAME_H, FRAME_W, REGION_RATE, Scene, _object, _paste, _photometric, _pick_region, _region_patch,
                    _similar, _transform, _visible_fraction)
 

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from assets import DATA_SOURCES, Assets  # noqa: E402
 from sampling import render_batch  # noqa: E402
 
-from mixformerv2_export.model import MixFormerV2, ModelConfig, decode_ltrb  # noqa: E402
+from mixformerv2_export.network import MixFormerV2, ModelConfig, decode_ltrb  # noqa: E402
 from mixformerv2_export.checkpoint import load_nanotrack_features  # noqa: E402
 
 CONFIG = ModelConfig(embed_dim=192, depth=4, num_heads=3, mlp_ratio=2.0, template_size=96, search_size=192,
