@@ -26,7 +26,6 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import List, Optional
 
 
 from .datasets import FORMATS, Dataset, load_dataset
@@ -53,10 +52,10 @@ def parse_tracker(text: str, threads: int) -> TrackerSpec:
     m = re.match(r"^(.+):(\d+)$", text)
     if m:
         text, threads = m.group(1), int(m.group(2))
-    preset: Optional[str] = None
+    preset: str | None = None
     if "@" in text and not Path(text).exists():
         text, preset = text.split("@", 1)
-    target: Optional[str] = None if text == "default" else text
+    target: str | None = None if text == "default" else text
     if label is None:
         if target is None:
             label = "mixformerv2"
@@ -106,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Entry point of ``mixformerv2-eval``. Exit status: 0 ok, 1 some sequence failed, 2 bad input."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -160,8 +159,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 1 if failures else 0
 
 
-def _main_recovery(args: argparse.Namespace, dataset: Dataset, specs: List[TrackerSpec], workers: int,
-                   peers_dir: Optional[Path], every: list) -> int:
+def _main_recovery(args: argparse.Namespace, dataset: Dataset, specs: list[TrackerSpec], workers: int,
+                   peers_dir: Path | None, every: list) -> int:
     """``--protocol recovery``: the ordinary run plus the absent-and-reappear cases; prints their table."""
     from .recovery import evaluate_recovery, markdown_recovery
 

@@ -25,7 +25,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -42,9 +43,9 @@ class TrackerSpec:
     MixFormerV2 preset (name, JSON file or ``key=value,...`` overrides of 'default'), None = the run's."""
 
     label: str
-    target: Optional[str]
+    target: str | None
     threads: int
-    preset: Optional[str] = None
+    preset: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,11 +54,11 @@ class Job:
 
     spec: TrackerSpec
     seq_name: str
-    frames: Tuple[str, ...]
+    frames: tuple[str, ...]
     init_box: Box
     backend: str = "openvino"
-    preset: Optional[str] = None
-    peers_dir: Optional[str] = None
+    preset: str | None = None
+    peers_dir: str | None = None
 
 
 @dataclass
@@ -66,10 +67,10 @@ class JobResult:
 
     tracker: str
     seq_name: str
-    boxes: Optional[np.ndarray] = None
-    times: Optional[np.ndarray] = None
-    scores: Optional[np.ndarray] = None
-    error: Optional[str] = None
+    boxes: np.ndarray | None = None
+    times: np.ndarray | None = None
+    scores: np.ndarray | None = None
+    error: str | None = None
     host: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
 
@@ -138,9 +139,9 @@ def execute_local(jobs: Sequence[Job], workers: int, on_result: OnResult, max_at
         return
     ctx = mp.get_context("spawn")
     pending = list(jobs)
-    attempts: Dict[Tuple[str, str], int] = {}
+    attempts: dict[tuple[str, str], int] = {}
     while pending:
-        retry: List[Job] = []
+        retry: list[Job] = []
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             futures = {pool.submit(worker, job): job for job in pending}
             for fut in as_completed(futures):
@@ -159,7 +160,7 @@ def execute_local(jobs: Sequence[Job], workers: int, on_result: OnResult, max_at
         pending = retry
 
 
-def execute_dask(jobs: Sequence[Job], on_result: OnResult, address: Optional[str] = None,
+def execute_dask(jobs: Sequence[Job], on_result: OnResult, address: str | None = None,
                  n_workers: int = 2, client: Any = None, worker: Callable[[Any], JobResult] = run_job) -> None:
     """Run ``jobs`` on a Dask cluster and call ``on_result`` as each finishes.
 

@@ -25,7 +25,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -51,11 +51,11 @@ class ModelEntry:
     manifest: str
     name: str
     variant: str
-    graphs: Dict[str, Dict[str, Dict[str, str]]] = field(default_factory=dict)
+    graphs: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------------------- parsing
-def parse_list(text: Optional[str], valid: Sequence[str], what: str) -> List[str]:
+def parse_list(text: str | None, valid: Sequence[str], what: str) -> list[str]:
     """'a,b' -> ['a', 'b'] checked against ``valid`` (order kept, duplicates dropped)."""
     items = [t.strip().lower() for t in (text or "").split(",") if t.strip()]
     bad = [t for t in items if t not in valid]
@@ -64,7 +64,7 @@ def parse_list(text: Optional[str], valid: Sequence[str], what: str) -> List[str
     return list(dict.fromkeys(items))
 
 
-def parse_ints(text: str, what: str) -> List[int]:
+def parse_ints(text: str, what: str) -> list[int]:
     try:
         vals = [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
@@ -74,16 +74,16 @@ def parse_ints(text: str, what: str) -> List[int]:
     return list(dict.fromkeys(vals))
 
 
-def default_threads() -> List[int]:
+def default_threads() -> list[int]:
     return list(dict.fromkeys((1, 2, usable_cores())))
 
 
-def resolve_models(specs: Sequence[str]) -> List[ModelEntry]:
+def resolve_models(specs: Sequence[str]) -> list[ModelEntry]:
     """[LABEL=]MODEL (registered name, export folder or manifest) -> entries with unique labels."""
     from mixformerv2_cpu.errors import ModelFileError
     from mixformerv2_cpu.registry import resolve_model
 
-    out: List[ModelEntry] = []
+    out: list[ModelEntry] = []
     for spec in specs:
         label, sep, target = spec.partition("=")
         if not sep or Path(spec).exists():
@@ -95,7 +95,7 @@ def resolve_models(specs: Sequence[str]) -> List[ModelEntry]:
         if not label:
             label = man.name if man.variant.lower() in man.name.lower() else f"{man.name}/{man.variant}"
         out.append(ModelEntry(label, str(man.path.resolve()), man.name, man.variant, man.data["graphs"]))
-    seen: Dict[str, int] = {}
+    seen: dict[str, int] = {}
     for e in out:
         seen[e.label] = seen.get(e.label, 0) + 1
         if seen[e.label] > 1:
@@ -103,7 +103,7 @@ def resolve_models(specs: Sequence[str]) -> List[ModelEntry]:
     return out
 
 
-def unavailable_reason(model: ModelEntry, backend: str, precision: str) -> Optional[str]:
+def unavailable_reason(model: ModelEntry, backend: str, precision: str) -> str | None:
     """Why this model has no graphs for (backend, precision), or None."""
     from mixformerv2_cpu.formats import GRAPH_MODES, readable_formats
 
@@ -132,8 +132,8 @@ def unavailable_reason(model: ModelEntry, backend: str, precision: str) -> Optio
 # ------------------------------------------------------------------------------------------ planning
 def plan_rows(models: Sequence[ModelEntry], backends: Sequence[str], precisions: Sequence[str],
               threads: Sequence[int], targets: Sequence[int], multi_backends: Sequence[str],
-              peers: Sequence[str]) -> List[RowSpec]:
-    rows: List[RowSpec] = []
+              peers: Sequence[str]) -> list[RowSpec]:
+    rows: list[RowSpec] = []
     for m in models:
         for b in backends:
             for p in precisions:
@@ -162,11 +162,11 @@ def _progress(total: int, enabled: bool):
 
 
 def run_matrix(rows: Sequence[RowSpec], models: Sequence[ModelEntry], source: Source, settings: Settings,
-               peers_dir: Optional[Path], progress: bool = True) -> List[dict]:
+               peers_dir: Path | None, progress: bool = True) -> list[dict]:
     """Run every row (unavailable ones are recorded with their reason, not run)."""
     by_label = {m.label: m for m in models}
     cores = usable_cores()
-    results: List[dict] = []
+    results: list[dict] = []
     bar = _progress(len(rows), progress)
     with tempfile.TemporaryDirectory(prefix="mixformerv2-bench-") as tmp:
         frames_file = str(Path(tmp) / "frames.npy")
@@ -257,7 +257,7 @@ def prepare(args: argparse.Namespace) -> dict:
         raise BenchError(f"no precision given; valid: {', '.join(PRECISIONS)}")
     threads = parse_ints(args.threads, "--threads") if args.threads else ([1] if args.quick else default_threads())
     if args.targets is not None and args.targets.strip() == "0":
-        targets: List[int] = []
+        targets: list[int] = []
     else:
         targets = parse_ints(args.targets, "--targets") if args.targets else \
             ([1, 2] if args.quick else list(DEFAULT_TARGETS))
@@ -300,7 +300,7 @@ def add_machine_limits(result: dict, models: Sequence[ModelEntry], threads: Sequ
             r["gemm_share"] = r["gflops"] / gemm[r["threads"]]
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Entry point of ``mixformerv2-bench``. Exit status: 0 ok, 1 some row failed, 2 bad input."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,

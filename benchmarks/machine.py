@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import platform
 from importlib import metadata as importlib_metadata
-from typing import Dict, List, Optional
 
 from mixformerv2_cpu.cpu import cpu_flags, cpu_model, isa_cap, usable_cores  # noqa: F401 (re-exported)
 
@@ -15,7 +14,7 @@ LIBRARIES = ("mixformerv2-cpu", "numpy", "opencv-contrib-python-headless", "open
              "opencv-python-headless", "opencv-python", "onnxruntime", "openvino", "psutil", "matplotlib", "tqdm")
 
 
-def physical_cores() -> Optional[int]:
+def physical_cores() -> int | None:
     try:
         import psutil
         return psutil.cpu_count(logical=False)
@@ -23,7 +22,7 @@ def physical_cores() -> Optional[int]:
         return None
 
 
-def memory_total_gb() -> Optional[float]:
+def memory_total_gb() -> float | None:
     try:
         import psutil
         return round(psutil.virtual_memory().total / 2 ** 30, 1)
@@ -31,7 +30,7 @@ def memory_total_gb() -> Optional[float]:
         return None
 
 
-def load_average() -> Optional[List[float]]:
+def load_average() -> list[float] | None:
     try:
         return [round(v, 2) for v in os.getloadavg()]
     except (AttributeError, OSError):
@@ -53,9 +52,9 @@ def machine_info() -> dict:
     }
 
 
-def library_versions() -> Dict[str, str]:
+def library_versions() -> dict[str, str]:
     """Installed versions of the libraries that decide speed (absent ones are left out)."""
-    out: Dict[str, str] = {}
+    out: dict[str, str] = {}
     for dist in LIBRARIES:
         try:
             out[dist] = importlib_metadata.version(dist)

@@ -29,7 +29,8 @@ w <= 0 or h <= 0) are replaced by the previous prediction, as the LaSOT toolkit 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Dict, Iterable, Literal, Optional, Tuple
+from typing import Literal
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -52,19 +53,19 @@ class Protocol:
     absent: Literal["exclude", "fail"] = "exclude"
     clip_to_image: bool = False  # clip boxes to the image before the AO/SR IoU (GOT-10k toolkit)
 
-    def as_dict(self) -> Dict[str, object]:
+    def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
 OTB = Protocol("otb")
 LASOT = Protocol("lasot", absent="fail")
 GOT10K = Protocol("got10k", first_frame="exclude", clip_to_image=True)
-PROTOCOLS: Dict[str, Protocol] = {
+PROTOCOLS: dict[str, Protocol] = {
     "shared": OTB, "otb": OTB, "uav123": OTB, "vot": OTB, "trackingnet": OTB,
     "lasot": LASOT, "got10k": GOT10K}
 
 
-def box_iou(a: np.ndarray, b: np.ndarray, bound: Optional[Tuple[float, float]] = None) -> np.ndarray:
+def box_iou(a: np.ndarray, b: np.ndarray, bound: tuple[float, float] | None = None) -> np.ndarray:
     """IoU of matching rows of two (N, 4) x,y,w,h arrays -> (N,) in [0, 1]; NaN where a row has NaN.
 
     ``bound=(width, height)`` first clips both boxes to the image (GOT-10k toolkit).
@@ -76,7 +77,7 @@ def box_iou(a: np.ndarray, b: np.ndarray, bound: Optional[Tuple[float, float]] =
     return iou(a, b)
 
 
-def _clip(r: np.ndarray, bound: Tuple[float, float]) -> np.ndarray:
+def _clip(r: np.ndarray, bound: tuple[float, float]) -> np.ndarray:
     """Clip boxes to [0, W] x [0, H] the way the got10k toolkit does."""
     r = r.copy()
     r[:, 0] = np.clip(r[:, 0], 0, bound[0])
@@ -120,12 +121,12 @@ class SequenceResult:
     ao_ious: np.ndarray
     num_frames: int
 
-    def metrics(self) -> Dict[str, float]:
+    def metrics(self) -> dict[str, float]:
         """auc, precision, norm_precision, ao, sr50, sr75 as fractions in [0, 1] (NaN if undefined)."""
         return _scores(self.success, self.precision, self.norm_precision, self.ao_ious)
 
 
-def _scores(succ: np.ndarray, prec: np.ndarray, nprec: np.ndarray, ious: np.ndarray) -> Dict[str, float]:
+def _scores(succ: np.ndarray, prec: np.ndarray, nprec: np.ndarray, ious: np.ndarray) -> dict[str, float]:
     has = ious.size > 0
     return {
         "auc": float(np.mean(succ)),
@@ -138,7 +139,7 @@ def _scores(succ: np.ndarray, prec: np.ndarray, nprec: np.ndarray, ious: np.ndar
 
 
 def evaluate_sequence(pred: np.ndarray, gt: np.ndarray, protocol: Protocol = OTB,
-                      image_size: Optional[Tuple[float, float]] = None) -> SequenceResult:
+                      image_size: tuple[float, float] | None = None) -> SequenceResult:
     """Curves of one sequence. pred, gt: (N, 4) x,y,w,h; gt NaN rows = absent target.
 
     ``image_size=(width, height)`` is used for the AO/SR IoUs when ``protocol.clip_to_image``.
@@ -181,7 +182,7 @@ def evaluate_sequence(pred: np.ndarray, gt: np.ndarray, protocol: Protocol = OTB
     return SequenceResult(succ, prec, nprec, ao_ious, len(gt))
 
 
-def aggregate(results: Iterable[SequenceResult]) -> Tuple[Dict[str, float], Dict[str, np.ndarray]]:
+def aggregate(results: Iterable[SequenceResult]) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     """Dataset scores and curves: curves averaged over sequences, AO/SR over the pooled frames.
 
     Returns (scores dict with METRIC_KEYS, curves dict with success (21,), precision (51,),
@@ -199,7 +200,7 @@ def aggregate(results: Iterable[SequenceResult]) -> Tuple[Dict[str, float], Dict
     return _scores(succ, prec, nprec, ious), {"success": succ, "precision": prec, "norm_precision": nprec}
 
 
-def fps_from_times(times: np.ndarray) -> Tuple[int, float]:
+def fps_from_times(times: np.ndarray) -> tuple[int, float]:
     """Per-frame seconds (N,) -> (number of update frames, their total time); frame 1 (init) is left out."""
     t = np.asarray(times, dtype=np.float64).reshape(-1)[1:]
     t = t[np.isfinite(t) & (t > 0)]

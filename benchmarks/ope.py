@@ -9,7 +9,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import List, Optional, Sequence as Seq, Tuple
+from collections.abc import Sequence as Seq
 
 import numpy as np
 
@@ -35,7 +35,7 @@ class ResultStore:
     def error_file(self, tracker: str, seq: str) -> Path:
         return self.root / tracker / f"{seq}.error.txt"
 
-    def trackers(self) -> List[str]:
+    def trackers(self) -> list[str]:
         """Labels of every tracker folder holding at least one result."""
         if not self.root.is_dir():
             return []
@@ -45,7 +45,7 @@ class ResultStore:
         boxes = self.load_boxes(tracker, seq)
         return boxes is not None and len(boxes) == num_frames and self.time_file(tracker, seq).is_file()
 
-    def load_boxes(self, tracker: str, seq: str) -> Optional[np.ndarray]:
+    def load_boxes(self, tracker: str, seq: str) -> np.ndarray | None:
         """(N, 4) boxes or None when missing / unreadable."""
         path = self.box_file(tracker, seq)
         if not path.is_file():
@@ -116,7 +116,7 @@ class Progress:
 
 
 # ------------------------------------------------------------------------------------------ summary
-def summarize(dataset: Dataset, store: ResultStore, trackers: Optional[Seq[str]] = None) -> dict:
+def summarize(dataset: Dataset, store: ResultStore, trackers: Seq[str] | None = None) -> dict:
     """Metrics of every tracker with results for ``dataset`` (or of ``trackers``) -> JSON-able dict.
 
     Scores are fractions in [0, 1]; fps = update frames / update seconds (frame 1 excluded).
@@ -167,7 +167,7 @@ def _json_safe(obj: object) -> object:
     return obj
 
 
-def write_summary(summary: dict, root: Path, plots: bool = True) -> List[Path]:
+def write_summary(summary: dict, root: Path, plots: bool = True) -> list[Path]:
     """summary.json (NaN written as null), summary.md and (optionally) the PNG plots in ``root``;
     returns the written paths."""
     from .plots import markdown_summary, plot_curves
@@ -184,9 +184,9 @@ def write_summary(summary: dict, root: Path, plots: bool = True) -> List[Path]:
 
 
 def evaluate(dataset: Dataset, specs: Seq[TrackerSpec], out_dir: Path, workers: int = 1,
-             backend: str = "openvino", preset: Optional[str] = None, peers_dir: Optional[Path] = None,
-             resume: bool = True, dask: Optional[str] = None, progress: bool = True,
-             plots: bool = True) -> Tuple[dict, List[JobResult]]:
+             backend: str = "openvino", preset: str | None = None, peers_dir: Path | None = None,
+             resume: bool = True, dask: str | None = None, progress: bool = True,
+             plots: bool = True) -> tuple[dict, list[JobResult]]:
     """Run every tracker on every sequence not yet finished, then write the summary and plots.
 
     ``dask``: None (local processes), ``"local"`` (a LocalCluster of ``workers`` processes) or a
@@ -201,7 +201,7 @@ def evaluate(dataset: Dataset, specs: Seq[TrackerSpec], out_dir: Path, workers: 
     if done:
         log.info("resume: %d finished sequence result(s) kept, %d job(s) to run", done, len(jobs))
     jobs.sort(key=lambda j: -len(j.frames))
-    failures: List[JobResult] = []
+    failures: list[JobResult] = []
     bar = Progress(len(jobs), enabled=progress)
 
     def on_result(res: JobResult) -> None:

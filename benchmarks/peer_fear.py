@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Optional, Tuple
 
 import cv2
 import numpy as np
@@ -71,7 +70,7 @@ def cosine_window(size: int = SCORE_SIZE) -> np.ndarray:
 
 
 def make_grid(score_size: int = SCORE_SIZE, stride: int = TOTAL_STRIDE,
-              instance_size: int = INSTANCE_SIZE) -> Tuple[np.ndarray, np.ndarray]:
+              instance_size: int = INSTANCE_SIZE) -> tuple[np.ndarray, np.ndarray]:
     """(S, S) x and y of every score cell in search-crop pixels: (k - S//2) * stride + instance//2 (U:184-199)."""
     k = np.arange(score_size) - np.floor(float(score_size // 2))
     x, y = np.meshgrid(k, k)
@@ -84,7 +83,7 @@ def extend_box(box, offset: float) -> np.ndarray:
     return np.array([x - w * offset, y - h * offset, w * (1.0 + 2 * offset), h * (1.0 + 2 * offset)]).astype(np.int32)
 
 
-def inside_box(box, hw: Tuple[int, int]) -> np.ndarray:
+def inside_box(box, hw: tuple[int, int]) -> np.ndarray:
     """ensure_bbox_boundaries (U:60-71): x1, y1 clipped to the image, x2 = clip(x1 + w), int32.
     (The clipped x1 is used for x2, so a box hanging over the left / top edge moves rather than shrinks.)"""
     x1, y1, w, h = (float(v) for v in box)
@@ -93,7 +92,7 @@ def inside_box(box, hw: Tuple[int, int]) -> np.ndarray:
     return np.array([x1, y1, x2 - x1, y2 - y1]).astype(np.int32)
 
 
-def clamp_box(box, hw: Tuple[int, int], min_side: int = MIN_SIDE) -> np.ndarray:
+def clamp_box(box, hw: tuple[int, int], min_side: int = MIN_SIDE) -> np.ndarray:
     """clamp_bbox (U:202-212): inside the image, then sides of at least ``min_side`` px."""
     x, y, w, h = (int(v) for v in inside_box(box, hw))
     if w < min_side:
@@ -106,7 +105,7 @@ def clamp_box(box, hw: Tuple[int, int], min_side: int = MIN_SIDE) -> np.ndarray:
 
 
 def extended_crop(img: np.ndarray, box, crop_size: int, offset: float,
-                  pad_value: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  pad_value: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """get_extended_crop (U:215-253) -> (crop_size x crop_size crop, box in crop pixels (float x, y, w, h),
     context box in frame pixels (int32 x, y, w, h))."""
     ctx = extend_box(box, offset)
@@ -135,8 +134,8 @@ def _squared_size(w, h):
     return np.sqrt((w + pad) * (h + pad))
 
 
-def decode(cls: np.ndarray, reg: np.ndarray, prev_size: np.ndarray, grid: Tuple[np.ndarray, np.ndarray],
-           window: np.ndarray, smooth: bool = True) -> Tuple[np.ndarray, float, Tuple[int, int]]:
+def decode(cls: np.ndarray, reg: np.ndarray, prev_size: np.ndarray, grid: tuple[np.ndarray, np.ndarray],
+           window: np.ndarray, smooth: bool = True) -> tuple[np.ndarray, float, tuple[int, int]]:
     """Model outputs -> (box x, y, w, h in search-crop pixels, score, (row, col) of the chosen cell).
 
     score map = sigmoid(cls) (FT:75); boxes = grid -/+ distances (BC:91-99); with ``smooth``: penalty
@@ -182,7 +181,7 @@ class FearXS:
 
     name = "fear_xs"
 
-    def __init__(self, template: Path, track: Path, threads: Optional[int] = None, smooth: bool = True) -> None:
+    def __init__(self, template: Path, track: Path, threads: int | None = None, smooth: bool = True) -> None:
         peer_ort.set_threads(threads)
         self._template_net = peer_ort.session(template, threads)
         self._track_net = peer_ort.session(track, threads)
@@ -190,7 +189,7 @@ class FearXS:
         self.smooth = bool(smooth)
         self._grid = make_grid()
         self._window = cosine_window() if WINDOWING == "cosine" else np.ones((SCORE_SIZE, SCORE_SIZE))
-        self._features: Optional[np.ndarray] = None
+        self._features: np.ndarray | None = None
         self.box = np.zeros(4, np.int64)
         self._mean = np.zeros(3)
         self.score: float = math.nan
@@ -204,7 +203,7 @@ class FearXS:
         self._features = self._template_net.run([self._template_out], {"image": _blob_rgb(crop)})[0]
         self.score = math.nan
 
-    def update(self, frame: np.ndarray) -> Tuple[bool, Box]:
+    def update(self, frame: np.ndarray) -> tuple[bool, Box]:
         """Track into ``frame``; returns (True, (x, y, w, h)). FT:46-86."""
         if self._features is None:
             raise RuntimeError(f"{self.name}: update() called before init()")

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Optional, Tuple
 
 import cv2
 import numpy as np
@@ -97,7 +96,7 @@ def subwindow(img: np.ndarray, center: np.ndarray, out_size: int, crop_size: int
     return patch
 
 
-def decode(cls: np.ndarray, reg: np.ndarray, points: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def decode(cls: np.ndarray, reg: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Head outputs -> (score (N,), boxes (4, N) as cx, cy, w, h in search-crop pixels relative to the
     crop centre). ``cls``: (1, 2, S, S) logits, score = softmax over the 2 channels, channel 1 (NT:49-56);
     ``reg``: (1, 4, S, S) left, top, right, bottom distances from each grid point (NT:38-47)."""
@@ -122,7 +121,7 @@ def _sz(w, h):
 
 
 def select(score: np.ndarray, boxes: np.ndarray, center: np.ndarray, size: np.ndarray, scale_z: float,
-           frame_hw: Tuple[int, int], window: np.ndarray) -> Tuple[np.ndarray, np.ndarray, float, int]:
+           frame_hw: tuple[int, int], window: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, int]:
     """One tracking step after decoding -> (new centre, new size, score, chosen index).
 
     Scale and aspect-ratio change penalty exp(-(r_c s_c - 1) k) against the current size in crop
@@ -163,7 +162,7 @@ class NanoTrackV3:
 
     name = "nanotrack_v3"
 
-    def __init__(self, backbone: Path, head: Path, threads: Optional[int] = None) -> None:
+    def __init__(self, backbone: Path, head: Path, threads: int | None = None) -> None:
         peer_ort.set_threads(threads)
         self._search_net = peer_ort.session(backbone, threads)
         self._template_net = peer_ort.session(peer_ort.with_fixed_hw(
@@ -171,7 +170,7 @@ class NanoTrackV3:
         self._head = peer_ort.session(head, threads)
         self._window = hanning_window()
         self._points = grid_points()
-        self._zf: Optional[np.ndarray] = None
+        self._zf: np.ndarray | None = None
         self.center = np.zeros(2)
         self.size = np.ones(2)
         self._avg = np.zeros(3)
@@ -189,7 +188,7 @@ class NanoTrackV3:
         self._zf = self._template_net.run(None, {"input": _blob(z)})[0]
         self.score = math.nan
 
-    def update(self, frame: np.ndarray) -> Tuple[bool, Box]:
+    def update(self, frame: np.ndarray) -> tuple[bool, Box]:
         """Track into ``frame``; returns (True, (x, y, w, h)). NT:89-165."""
         if self._zf is None:
             raise RuntimeError(f"{self.name}: update() called before init()")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Dict, Iterator, Optional, Sequence, Tuple, Union
+from collections.abc import Iterator, Sequence
 
 # ----------------------------------------------------------------- minimal protobuf wire-format edit
 # ONNX field numbers (onnx/onnx.proto3): ModelProto.graph = 7; GraphProto.input = 11, output = 12;
@@ -32,7 +32,7 @@ _VI_NAME, _VI_TYPE, _TYPE_TENSOR, _TENSOR_SHAPE, _SHAPE_DIM, _DIM_VALUE = 1, 2, 
 _LEN = 2  # wire type of length-delimited fields
 
 
-def _varint(buf: bytes, i: int) -> Tuple[int, int]:
+def _varint(buf: bytes, i: int) -> tuple[int, int]:
     n = shift = 0
     while True:
         c = buf[i]
@@ -52,7 +52,7 @@ def _enc_varint(n: int) -> bytes:
             return bytes(out)
 
 
-def _fields(buf: bytes) -> Iterator[Tuple[int, int, int, int, int]]:
+def _fields(buf: bytes) -> Iterator[tuple[int, int, int, int, int]]:
     """(field number, wire type, start of the key, start of the value, end of the field)."""
     i = 0
     while i < len(buf):
@@ -105,7 +105,7 @@ def _value_info_name(vi: bytes) -> str:
     return ""
 
 
-def with_fixed_hw(model: Union[str, os.PathLike, bytes], sizes: Dict[str, Tuple[int, int]]) -> bytes:
+def with_fixed_hw(model: str | os.PathLike | bytes, sizes: dict[str, tuple[int, int]]) -> bytes:
     """The ONNX file with the declared H, W of the named graph inputs / outputs set to ``sizes[name]``.
 
     Only the declared shapes change (the weights and nodes are copied byte for byte). Raises ValueError
@@ -131,7 +131,7 @@ def with_fixed_hw(model: Union[str, os.PathLike, bytes], sizes: Dict[str, Tuple[
 
 
 # ------------------------------------------------------------------------------------------ sessions
-def set_threads(threads: Optional[int]) -> None:
+def set_threads(threads: int | None) -> None:
     """OpenCV's thread count (crop / resize of the loops), as :func:`.peers.make_peer` does for cv2 peers."""
     if threads is not None:
         import cv2
@@ -139,7 +139,7 @@ def set_threads(threads: Optional[int]) -> None:
         cv2.setNumThreads(int(threads))
 
 
-def session(model: Union[str, os.PathLike, bytes], threads: Optional[int] = None):
+def session(model: str | os.PathLike | bytes, threads: int | None = None):
     """An ONNX Runtime CPU session: ``threads`` intra-op threads (None: ORT default), inter-op 1,
     sequential execution, full graph optimisation."""
     import onnxruntime as ort
@@ -155,5 +155,5 @@ def session(model: Union[str, os.PathLike, bytes], threads: Optional[int] = None
     return ort.InferenceSession(src, sess_options=so, providers=["CPUExecutionProvider"])
 
 
-def input_shapes(sess) -> Dict[str, Sequence]:
+def input_shapes(sess) -> dict[str, Sequence]:
     return {i.name: list(i.shape) for i in sess.get_inputs()}

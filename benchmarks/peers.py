@@ -25,20 +25,21 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any
+from collections.abc import Callable
 
 from mixformerv2_cpu.boxes import Box
 
 PEERS = ("nanotrack", "vittrack", "csrt", "kcf", "mil", "nanotrack_v3", "fear_xs")
 ENV_PEERS_DIR = "MIXFORMERV2_PEERS_DIR"
-PEER_FILES: Dict[str, Tuple[str, ...]] = {
+PEER_FILES: dict[str, tuple[str, ...]] = {
     "nanotrack": ("nanotrack_v2/nanotrack_backbone_sim.onnx", "nanotrack_v2/nanotrack_head_sim.onnx"),
     "vittrack": ("vittrack/vitTracker.onnx",),
     "nanotrack_v3": ("nanotrack_v3/nanotrack_backbone.onnx", "nanotrack_v3/nanotrack_head.onnx"),
     "fear_xs": ("fear_xs/fear_xs_template.onnx", "fear_xs/fear_xs_track.onnx"),
 }
 # where the model files come from (each folder's SOURCE.txt has the commit and checksums)
-PEER_SOURCES: Dict[str, str] = {
+PEER_SOURCES: dict[str, str] = {
     "nanotrack": "https://github.com/HonglinChu/SiamTrackers NanoTrack/models/nanotrackv2/",
     "vittrack": "https://github.com/opencv/opencv_zoo models/object_tracking_vittrack/",
     "nanotrack_v3": "https://github.com/HonglinChu/SiamTrackers NanoTrack/models/nanotrackv3/",
@@ -80,7 +81,7 @@ class PeerTracker:
         self._box = (x, y, w, h)
         self.score = math.nan  # no update yet
 
-    def update(self, frame: Any) -> Tuple[bool, Box]:
+    def update(self, frame: Any) -> tuple[bool, Box]:
         """Track into ``frame``; returns (found, (x, y, w, h)). The tracker's box is returned even when
         not found; when OpenCV gives none (empty rectangle on failure) the last box is repeated."""
         if self._tracker is None:
@@ -101,7 +102,7 @@ def peer_backend(name: str) -> str:
 DEFAULT_PEERS_DIR = Path("..") / "shared" / "data" / "peers"
 
 
-def default_peers_dir() -> Optional[Path]:
+def default_peers_dir() -> Path | None:
     """$MIXFORMERV2_PEERS_DIR, else ./../shared/data/peers when that folder exists, else None."""
     env = os.environ.get(ENV_PEERS_DIR)
     if env:
@@ -109,7 +110,7 @@ def default_peers_dir() -> Optional[Path]:
     return DEFAULT_PEERS_DIR.resolve() if DEFAULT_PEERS_DIR.is_dir() else None
 
 
-def resolve_peers_dir(peers_dir: Optional[os.PathLike | str] = None) -> Optional[Path]:
+def resolve_peers_dir(peers_dir: os.PathLike | str | None = None) -> Path | None:
     """``peers_dir`` if given, else ``$MIXFORMERV2_PEERS_DIR``, else None (no implicit relative path)."""
     if peers_dir is not None:
         return Path(peers_dir)
@@ -125,7 +126,7 @@ def _cv2_module() -> Any:
     return cv2
 
 
-def _model_files(name: str, peers_dir: Optional[Path]) -> list:
+def _model_files(name: str, peers_dir: Path | None) -> list:
     """The model files of peer ``name`` under ``peers_dir``; PeerUnavailable naming the missing ones."""
     if peers_dir is None:
         raise PeerUnavailable(f"{name}: no peer model folder: set {ENV_PEERS_DIR} or pass peers_dir "
@@ -140,7 +141,7 @@ def _model_files(name: str, peers_dir: Optional[Path]) -> list:
     return files
 
 
-def _ort_peer(name: str, peers_dir: Optional[Path], threads: Optional[int]) -> Any:
+def _ort_peer(name: str, peers_dir: Path | None, threads: int | None) -> Any:
     """Build a peer of :data:`_ORT_PEERS` (own tracking loop on ONNX Runtime)."""
     files = _model_files(name, peers_dir)
     try:
@@ -156,7 +157,7 @@ def _ort_peer(name: str, peers_dir: Optional[Path], threads: Optional[int]) -> A
                               f"{type(exc).__name__}: {str(exc).strip()}") from None
 
 
-def _peer_factory(name: str, peers_dir: Optional[Path]) -> Callable[[], Any]:
+def _peer_factory(name: str, peers_dir: Path | None) -> Callable[[], Any]:
     cv2 = _cv2_module()
     cls_name = _CV2_CLASS[name]
     if not hasattr(cv2, cls_name):
@@ -175,7 +176,7 @@ def _peer_factory(name: str, peers_dir: Optional[Path]) -> Callable[[], Any]:
     return lambda: cls.create(params)
 
 
-def make_peer(name: str, threads: Optional[int] = None, peers_dir: Optional[Path] = None) -> Any:
+def make_peer(name: str, threads: int | None = None, peers_dir: Path | None = None) -> Any:
     """Build peer ``name`` (one of PEERS). ``threads`` sets ``cv2.setNumThreads`` (process-wide) and,
     for the ONNX Runtime peers (``nanotrack_v3``, ``fear_xs``), also their intra-op thread count.
 
@@ -199,9 +200,9 @@ def make_peer(name: str, threads: Optional[int] = None, peers_dir: Optional[Path
     return PeerTracker(key, factory, has_score=key in PEER_FILES)
 
 
-def available_peers(peers_dir: Optional[Path] = None) -> Dict[str, Optional[str]]:
+def available_peers(peers_dir: Path | None = None) -> dict[str, str | None]:
     """{peer name: None if it can be built here, else the reason}."""
-    out: Dict[str, Optional[str]] = {}
+    out: dict[str, str | None] = {}
     for name in PEERS:
         try:
             make_peer(name, peers_dir=peers_dir)
@@ -214,8 +215,8 @@ def available_peers(peers_dir: Optional[Path] = None) -> Dict[str, Optional[str]
 _IMPORT_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
-def make_tracker(name: Optional[str], threads: Optional[int] = None, backend: str = "openvino",
-                 peers_dir: Optional[Path] = None, preset: Optional[str] = None) -> Any:
+def make_tracker(name: str | None, threads: int | None = None, backend: str = "openvino",
+                 peers_dir: Path | None = None, preset: str | None = None) -> Any:
     """Tracker factory of the evaluation runner.
 
     * a peer name (PEERS) -> :func:`make_peer`;
@@ -236,14 +237,14 @@ def make_tracker(name: Optional[str], threads: Optional[int] = None, backend: st
     return Tracker(model=model, backend=backend, preset=preset_arg(preset), threads=threads)
 
 
-def preset_arg(text: Optional[str]) -> Any:
+def preset_arg(text: str | None) -> Any:
     """A preset given as text: ``key=value,key=value`` (values JSON, e.g. ``recovery=false``) -> a dict
     of overrides of the 'default' preset; anything else (name, JSON file, None) unchanged."""
     if text is None or "=" not in text:
         return text
     import json
 
-    out: Dict[str, Any] = {}
+    out: dict[str, Any] = {}
     for item in re.split(r",(?=\s*\w+\s*=)", text):  # commas inside list values stay
         key, sep, value = item.partition("=")
         if not sep or not key.strip():

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Dict, List
 
 import numpy as np
 
@@ -35,7 +34,7 @@ def _num(v: object) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{float(v):.1f}"
 
 
-def _ranked(summary: dict) -> List[str]:
+def _ranked(summary: dict) -> list[str]:
     """Tracker labels sorted by overall AUC (best first; NaN last)."""
     trk = summary["trackers"]
 
@@ -82,7 +81,7 @@ def markdown_summary(summary: dict, per_sequence: bool = True) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_curves(summary: dict, out_dir: Path) -> List[Path]:
+def plot_curves(summary: dict, out_dir: Path) -> list[Path]:
     """Write success.png, precision.png, norm_precision.png into ``out_dir``; returns their paths.
 
     Returns [] (with a warning) when matplotlib is missing or no tracker has curves.
@@ -97,7 +96,7 @@ def plot_curves(summary: dict, out_dir: Path) -> List[Path]:
     names = [n for n in _ranked(summary) if summary["trackers"][n]["curves"].get("success")]
     if not names:
         return []
-    specs: Dict[str, tuple] = {
+    specs: dict[str, tuple] = {
         "success": (IOU_THRESHOLDS, "auc", "Overlap threshold (IoU)", "Success rate",
                     "Success plot (legend: AUC)", "upper right"),
         "precision": (CENTER_THRESHOLDS, "precision", "Location error threshold (px)", "Precision",

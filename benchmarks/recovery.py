@@ -31,7 +31,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -51,19 +51,19 @@ class RecoveryJob:
 
     spec: TrackerSpec
     seq_name: str
-    frames: Tuple[FrameRef, ...]
+    frames: tuple[FrameRef, ...]
     init_box: Box
     backend: str = "openvino"
-    preset: Optional[str] = None
-    peers_dir: Optional[str] = None
+    preset: str | None = None
+    peers_dir: str | None = None
 
 
 @dataclass
 class RecoveryResult(JobResult):
     """JobResult plus ok (N,) bool and states (N,) str ("init" on frame 1, "-" without a state)."""
 
-    ok: Optional[np.ndarray] = None
-    states: Optional[List[str]] = None
+    ok: np.ndarray | None = None
+    states: list[str] | None = None
 
 
 def run_recovery_job(job: RecoveryJob) -> JobResult:
@@ -127,7 +127,7 @@ class RecoveryStore:
         if err.exists():
             err.unlink()
 
-    def load(self, tracker: str, case: str) -> Optional[dict]:
+    def load(self, tracker: str, case: str) -> dict | None:
         """{"boxes" (N,4), "ok" (N,) bool, "scores", "states" (N,) str, "times"} or None when missing."""
         path = self.file(tracker, case)
         if not path.is_file():
@@ -161,7 +161,7 @@ def case_metrics(case: RecoveryCase, res: dict, window: int = WINDOW) -> dict:
     return out
 
 
-def _group_stats(per_case: List[dict], kinds: Sequence[str]) -> dict:
+def _group_stats(per_case: list[dict], kinds: Sequence[str]) -> dict:
     """Pooled numbers of some cases: absence detection, per kind re-acquisition rate and median
     frames to re-acquire, FPS lost / tracking."""
     out: dict = {}
@@ -179,7 +179,7 @@ def _group_stats(per_case: List[dict], kinds: Sequence[str]) -> dict:
 
 
 def summarize_recovery(cases: Sequence[RecoveryCase], store: RecoveryStore, trackers: Sequence[str],
-                       ope: Optional[dict] = None, groups: Optional[Dict[str, Sequence[str]]] = None) -> dict:
+                       ope: dict | None = None, groups: dict[str, Sequence[str]] | None = None) -> dict:
     """Numbers per tracker and group of sequences ("all" plus ``groups``: name -> sequence names).
 
     ``ope``: the ordinary summary (:func:`.accuracy.summarize`) of the unmodified sequences, for
@@ -205,7 +205,7 @@ def summarize_recovery(cases: Sequence[RecoveryCase], store: RecoveryStore, trac
     return out
 
 
-def _ope_auc(ope: Optional[dict], label: str, names: Sequence[str]) -> float:
+def _ope_auc(ope: dict | None, label: str, names: Sequence[str]) -> float:
     """Mean per-sequence AUC of ``names`` in the ordinary summary (NaN when any is missing)."""
     if not ope or label not in ope.get("trackers", {}):
         return math.nan
@@ -273,10 +273,10 @@ def _json_safe(obj: object) -> object:
 
 # ---------------------------------------------------------------------------------------- execution
 def evaluate_recovery(dataset, specs: Sequence[TrackerSpec], out_dir: Path, workers: int = 1,
-                      backend: str = "openvino", preset: Optional[str] = None, peers_dir: Optional[Path] = None,
-                      resume: bool = True, dask: Optional[str] = None, progress: bool = True,
-                      groups: Optional[Dict[str, Sequence[str]]] = None, plots: bool = True,
-                      pool: Optional[Sequence] = None) -> Tuple[dict, List[JobResult]]:
+                      backend: str = "openvino", preset: str | None = None, peers_dir: Path | None = None,
+                      resume: bool = True, dask: str | None = None, progress: bool = True,
+                      groups: dict[str, Sequence[str]] | None = None, plots: bool = True,
+                      pool: Sequence | None = None) -> tuple[dict, list[JobResult]]:
     """Run the ordinary one-pass evaluation of the unmodified sequences and every tracker on every
     recovery case not yet finished; write ``summary.json`` / ``summary.md`` under
     ``<out>/<dataset>/recovery/``. ``pool``: the sequences donors come from (default: the

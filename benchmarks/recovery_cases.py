@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -41,7 +41,7 @@ class FrameRef:
 
     path: str
     roll: int = 0
-    size: Optional[Tuple[int, int]] = None
+    size: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class RecoveryCase:
     name: str
     seq: str
     kind: str
-    frames: Tuple[FrameRef, ...]
+    frames: tuple[FrameRef, ...]
     gt: np.ndarray
     cut: int
     back: int
@@ -67,7 +67,7 @@ class RecoveryCase:
         return len(self.frames)
 
     @property
-    def init_box(self) -> Tuple[float, float, float, float]:
+    def init_box(self) -> tuple[float, float, float, float]:
         return tuple(float(v) for v in self.gt[0])  # type: ignore[return-value]
 
 
@@ -76,7 +76,7 @@ def _visible(gt: np.ndarray) -> np.ndarray:
     return np.isfinite(gt).all(1) & (gt[:, 2] > 0) & (gt[:, 3] > 0)
 
 
-def choose_cut(gt: np.ndarray, gap: int = GAP, window: int = WINDOW, at: float = 0.5) -> Optional[int]:
+def choose_cut(gt: np.ndarray, gap: int = GAP, window: int = WINDOW, at: float = 0.5) -> int | None:
     """The cut frame: nearest to ``at`` x N (0-based) such that frames 1..cut-1 exist (cut >= 2),
     the target is visible in frame cut-1 and in frames cut+gap .. cut+gap+window-1 (all inside the
     sequence). None when no frame qualifies."""
@@ -125,12 +125,12 @@ def seam_free_run(gt_after: np.ndarray, shift: int, width: int) -> int:
     return int(bad[0]) if bad.size else len(gt_after)
 
 
-def choose_shift(gt_after: np.ndarray, width: int, min_run: int = WINDOW) -> Optional[Tuple[int, int]]:
+def choose_shift(gt_after: np.ndarray, width: int, min_run: int = WINDOW) -> tuple[int, int] | None:
     """(shift, run): the roll in [width/4, 3*width/4] px with the longest seam-free run of
     ``gt_after`` (:func:`seam_free_run`), nearest width/2 among equals; None when no run reaches
     ``min_run`` frames."""
     half = width // 2
-    best: Optional[Tuple[int, int]] = None
+    best: tuple[int, int] | None = None
     for d in range(0, width // 4 + 1):
         for s in ((half - d, half + d) if d else (half,)):
             if not width / 4 <= s <= 3 * width / 4:
@@ -146,7 +146,7 @@ def video_of(name: str) -> str:
     return re.sub(r"_\d+$", "", name)
 
 
-def choose_donor(names: Sequence[str], i: int) -> Optional[int]:
+def choose_donor(names: Sequence[str], i: int) -> int | None:
     """Index of the next sequence after ``i`` (cyclically) from another video; None if none."""
     n = len(names)
     for k in range(1, n):
@@ -156,16 +156,16 @@ def choose_donor(names: Sequence[str], i: int) -> Optional[int]:
     return None
 
 
-def donor_frames(frames: Sequence[str], gap: int) -> List[str]:
+def donor_frames(frames: Sequence[str], gap: int) -> list[str]:
     """``gap`` frame paths of the donor from its middle on, wrapping around to its start."""
     n = len(frames)
     start = n // 2
     return [str(frames[(start + k) % n]) for k in range(gap)]
 
 
-def make_cases(name: str, frames: Sequence[str], gt: np.ndarray, size: Tuple[int, int], donor_name: str,
+def make_cases(name: str, frames: Sequence[str], gt: np.ndarray, size: tuple[int, int], donor_name: str,
                donor: Sequence[str], gap: int = GAP, window: int = WINDOW, at: float = 0.5
-               ) -> Tuple[List[RecoveryCase], List[str]]:
+               ) -> tuple[list[RecoveryCase], list[str]]:
     """The cutaway and elsewhere cases of one sequence -> (cases, reasons for the ones not made).
 
     ``frames``/``gt``: the sequence (N paths, (N, 4) boxes); ``size``: its frame (W, H); ``donor``:
@@ -212,8 +212,8 @@ def load_frame(ref: FrameRef) -> np.ndarray:
     return img
 
 
-def dataset_cases(dataset, gap: int = GAP, window: int = WINDOW, at: float = 0.5, pool: Optional[Sequence] = None
-                  ) -> Tuple[List[RecoveryCase], List[str]]:
+def dataset_cases(dataset, gap: int = GAP, window: int = WINDOW, at: float = 0.5, pool: Sequence | None = None
+                  ) -> tuple[list[RecoveryCase], list[str]]:
     """Cases of every sequence with full ground truth of a loaded dataset (``benchmarks.datasets``)
     -> (cases, reasons for the cases not made).
 
@@ -222,8 +222,8 @@ def dataset_cases(dataset, gap: int = GAP, window: int = WINDOW, at: float = 0.5
     """
     pool_seqs = [s for s in (pool if pool is not None else dataset.sequences) if s.full_gt]
     names = [s.name for s in pool_seqs]
-    cases: List[RecoveryCase] = []
-    skipped: List[str] = []
+    cases: list[RecoveryCase] = []
+    skipped: list[str] = []
     for seq in (s for s in dataset.sequences if s.full_gt):
         if seq.name not in names:
             pool_seqs.append(seq)

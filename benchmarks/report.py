@@ -8,7 +8,6 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
 
 from .machine import describe
 
@@ -24,13 +23,13 @@ PEER_LABELS = {"nanotrack": "NanoTrack v2 (cv2.TrackerNano)", "vittrack": "VitTr
                "nanotrack_v3": "NanoTrack v3 (own loop, ORT)", "fear_xs": "FEAR-XS (own loop, ORT)"}
 
 
-def _f(v: Optional[float], digits: int = 1) -> str:
+def _f(v: float | None, digits: int = 1) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "—"
     return f"{v:.{digits}f}"
 
 
-def _ms3(s: Optional[dict]) -> str:
+def _ms3(s: dict | None) -> str:
     if not s:
         return "—"
     return f"{_f(s['median_ms'], 2)} / {_f(s['p90_ms'], 2)} / {_f(s['mean_ms'], 2)}"
@@ -61,9 +60,9 @@ def row_name(row: dict) -> str:
 
 
 # -------------------------------------------------------------------------------------------- ratios
-def baseline_ratios(rows: List[dict]) -> List[dict]:
+def baseline_ratios(rows: list[dict]) -> list[dict]:
     """Our single-target rows vs the public-port baseline (fp32) of the same model and thread count."""
-    base: Dict[Tuple[str, int], dict] = {(r["label"], r["threads"]): r for r in rows
+    base: dict[tuple[str, int], dict] = {(r["label"], r["threads"]): r for r in rows
                                          if r["kind"] == "single" and r["backend"] == "baseline"
                                          and r["precision"] == "fp32" and r["status"] == "ok"}
     out = []
@@ -155,9 +154,9 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _unavailable_notes(rows: List[dict]) -> List[str]:
+def _unavailable_notes(rows: list[dict]) -> list[str]:
     """One line per (tracker, backend, precision, single/batched, reason); thread and target counts merged."""
-    groups: Dict[tuple, List[dict]] = {}
+    groups: dict[tuple, list[dict]] = {}
     for r in rows:
         if r["status"] == "ok":
             continue
@@ -175,7 +174,7 @@ def _unavailable_notes(rows: List[dict]) -> List[str]:
 
 
 # --------------------------------------------------------------------------------------------- files
-def write_outputs(result: dict, out_dir: Path, plot: bool = True) -> List[Path]:
+def write_outputs(result: dict, out_dir: Path, plot: bool = True) -> list[Path]:
     """fps.md, fps.json and (unless plot=False or matplotlib is missing) fps.png in ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -196,7 +195,7 @@ def _json_default(o: object) -> object:
     return str(o)
 
 
-def plot_png(result: dict, path: Path) -> Optional[Path]:
+def plot_png(result: dict, path: Path) -> Path | None:
     """Bar chart: end-to-end and model-only FPS of every single-target row (log scale), plus the batched
     rows' target updates/s. Returns None when matplotlib is missing or nothing ran."""
     try:
@@ -236,7 +235,7 @@ def plot_png(result: dict, path: Path) -> Optional[Path]:
                      f"({result['created'][:10]})", fontsize=9)
     if multi:
         ax = axes.pop(0)
-        series: Dict[str, List[tuple]] = {}
+        series: dict[str, list[tuple]] = {}
         for r in multi:
             key = f"{r['label']} {BACKEND_SHORT[r['backend']]} {r['precision']} t{r['threads']}"
             series.setdefault(key, []).append((r["targets"], r["end_to_end"]["fps"] * r["targets"]))

@@ -12,7 +12,7 @@ import time
 import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Tuple
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -47,7 +47,7 @@ class RowSpec:
     precision: str            # PRECISIONS, or "-" for peers
     threads: int
     targets: int = 1
-    model: Optional[str] = None   # manifest path (MixFormerV2 rows)
+    model: str | None = None   # manifest path (MixFormerV2 rows)
 
     @property
     def key(self) -> str:
@@ -58,12 +58,12 @@ class RowSpec:
 class Source:
     name: str
     frames: np.ndarray        # (N, H, W, 3) uint8 BGR, decoded once
-    box: Tuple[float, float, float, float]
+    box: tuple[float, float, float, float]
     total_frames: int         # frames in the source (before --max-frames)
 
 
 # -------------------------------------------------------------------------------------------- source
-def _read_box(text: str) -> Tuple[float, float, float, float]:
+def _read_box(text: str) -> tuple[float, float, float, float]:
     try:
         box = parse_box(text)
     except ValueError as exc:
@@ -73,7 +73,7 @@ def _read_box(text: str) -> Tuple[float, float, float, float]:
     return box
 
 
-def load_source(path: os.PathLike | str, box: Optional[str] = None, max_frames: int = 150) -> Source:
+def load_source(path: os.PathLike | str, box: str | None = None, max_frames: int = 150) -> Source:
     """Decode up to ``max_frames`` frames of a sequence folder (img/ + groundtruth.txt), an image
     folder or a video, once. The init box comes from ``box``, groundtruth.txt (first line) or a
     video's sidecar JSON (``init_box_xywh``). Errors: BenchError."""
@@ -83,8 +83,8 @@ def load_source(path: os.PathLike | str, box: Optional[str] = None, max_frames: 
     path = Path(path)
     if not path.exists():
         raise BenchError(f"source not found: {path}")
-    gt_file: Optional[Path] = None
-    frames: List[np.ndarray] = []
+    gt_file: Path | None = None
+    frames: list[np.ndarray] = []
     try:
         if path.is_dir():
             folder = path / "img" if (path / "img").is_dir() else path
@@ -131,7 +131,7 @@ def load_source(path: os.PathLike | str, box: Optional[str] = None, max_frames: 
     return Source(name, np.stack(frames), init, total)
 
 
-def multi_boxes(box: Sequence[float], n: int, width: int, height: int, seed: int = 0) -> List[Tuple[float, ...]]:
+def multi_boxes(box: Sequence[float], n: int, width: int, height: int, seed: int = 0) -> list[tuple[float, ...]]:
     """``n`` boxes of the GT box's size tiled around it (plus a small jitter), clipped inside the frame."""
     x, y, w, h = (float(v) for v in box)
     w, h = min(w, width - 1.0), min(h, height - 1.0)
@@ -152,7 +152,7 @@ def multi_boxes(box: Sequence[float], n: int, width: int, height: int, seed: int
 
 # -------------------------------------------------------------------------------------------- timing
 def measure(fn: Callable[[], object], warmup: int, min_time: float, min_iters: int, max_iters: int = 100000,
-            prepare: Optional[Callable[[], None]] = None, warmup_time: float = math.inf) -> np.ndarray:
+            prepare: Callable[[], None] | None = None, warmup_time: float = math.inf) -> np.ndarray:
     """Warm-up (``warmup`` untimed calls, stopping early once ``warmup_time`` s have passed after the
     first), then time ``fn`` (perf_counter, ms) until both ``min_iters`` and ``min_time`` are reached.
     ``prepare`` runs untimed before every call."""
@@ -163,7 +163,7 @@ def measure(fn: Callable[[], object], warmup: int, min_time: float, min_iters: i
         if prepare:
             prepare()
         fn()
-    times: List[float] = []
+    times: list[float] = []
     start = time.perf_counter()
     while len(times) < max_iters and (len(times) < min_iters or time.perf_counter() - start < min_time):
         if prepare:
@@ -200,7 +200,7 @@ class FrameLoop:
 
 
 # --------------------------------------------------------------------------------------- row worker
-def _rss_bytes() -> Optional[int]:
+def _rss_bytes() -> int | None:
     try:
         import psutil
         return int(psutil.Process().memory_info().rss)
@@ -208,7 +208,7 @@ def _rss_bytes() -> Optional[int]:
         return None
 
 
-def _peak_rss_bytes() -> Optional[int]:
+def _peak_rss_bytes() -> int | None:
     """Peak RSS of this process: VmHWM of /proc/self/status on Linux (the high-water mark of this
     process's own memory; ru_maxrss would also carry the parent's peak across fork + exec), else
     ru_maxrss."""
@@ -227,7 +227,7 @@ def _peak_rss_bytes() -> Optional[int]:
 
 
 def run_row(spec: RowSpec, frames: np.ndarray, box: Sequence[float], settings: Settings,
-            peers_dir: Optional[str] = None, isolated: bool = True) -> dict:
+            peers_dir: str | None = None, isolated: bool = True) -> dict:
     """Measure one row in this process; returns the row's result dict (status 'ok')."""
     import cv2
     try:
@@ -291,7 +291,7 @@ def _failure(exc: BaseException) -> dict:
     return {"status": "failed", "reason": msg, "traceback": traceback.format_exc()}
 
 
-def _child(conn, spec_d: dict, frames_file: str, box, settings_d: dict, peers_dir: Optional[str]) -> None:
+def _child(conn, spec_d: dict, frames_file: str, box, settings_d: dict, peers_dir: str | None) -> None:
     try:
         frames = np.load(frames_file)  # a private copy, in RAM before the baseline RSS is read
         res = run_row(RowSpec(**spec_d), frames, box, Settings(**settings_d), peers_dir, isolated=True)
@@ -301,7 +301,7 @@ def _child(conn, spec_d: dict, frames_file: str, box, settings_d: dict, peers_di
     conn.close()
 
 
-def run_row_isolated(spec: RowSpec, frames_file: str, box, settings: Settings, peers_dir: Optional[str]) -> dict:
+def run_row_isolated(spec: RowSpec, frames_file: str, box, settings: Settings, peers_dir: str | None) -> dict:
     ctx = multiprocessing.get_context("spawn")
     recv, send = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(send, asdict(spec), frames_file, tuple(box), asdict(settings), peers_dir),

@@ -6,7 +6,7 @@ height. Array functions take and return ``(N, 4)`` float arrays (one box per row
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -18,7 +18,8 @@ import logging
 import platform
 import sys
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any
+from collections.abc import Callable
 
 from ._version import __version__
 from .cpu import INTERESTING_FLAGS, ISA_ENV, cpu_flags, cpu_model, isa_cap, usable_cores
@@ -116,7 +117,7 @@ def parse_box(text: str) -> Box:
     return x, y, w, h
 
 
-def check_outputs(output: Optional[Path], results: Optional[Path]) -> Optional[str]:
+def check_outputs(output: Path | None, results: Path | None) -> str | None:
     """Validate the output paths before any work; return the video codec (fourcc) or None."""
     for flag, path in (("--output", output), ("--results", results)):
         if path is not None and not path.parent.is_dir():
@@ -131,21 +132,21 @@ def check_outputs(output: Optional[Path], results: Optional[Path]) -> Optional[s
     return fourcc
 
 
-def create_tracker(model: Optional[str] = None, backend: Optional[str] = None,
-                   preset: Optional[str] = None, threads: Optional[int] = None,
-                   precision: Optional[str] = None) -> Any:
+def create_tracker(model: str | None = None, backend: str | None = None,
+                   preset: str | None = None, threads: int | None = None,
+                   precision: str | None = None) -> Any:
     """``mixformerv2_cpu.Tracker`` with only the options the user gave (others: defaults)."""
     try:
         from . import Tracker  # imported late: `info` and --help must work without a model
     except ImportError as exc:
         raise UsageError(f"the tracker cannot be imported: {exc}") from exc
 
-    kwargs: Dict[str, Any] = {"model": model, "backend": backend, "preset": preset,
+    kwargs: dict[str, Any] = {"model": model, "backend": backend, "preset": preset,
                               "threads": threads, "precision": precision}
     return Tracker(**{k: v for k, v in kwargs.items() if v is not None})
 
 
-def cmd_track(args: argparse.Namespace, tracker_factory: Optional[TrackerFactory] = None) -> int:
+def cmd_track(args: argparse.Namespace, tracker_factory: TrackerFactory | None = None) -> int:
     """``mixformerv2 track``: open the source, build the tracker, run the session."""
     init = parse_box(args.init) if args.init is not None else None
     check_outputs(args.output, args.results)
@@ -184,7 +185,7 @@ def _version_of(module: str) -> str:
     return str(getattr(mod, "__version__", "unknown version"))
 
 
-def cmd_info(args: argparse.Namespace, tracker_factory: Optional[TrackerFactory] = None) -> int:
+def cmd_info(args: argparse.Namespace, tracker_factory: TrackerFactory | None = None) -> int:
     """``mixformerv2 info``: versions, backends, CPU flags, registered models, display."""
     lines = [f"mixformerv2-cpu {__version__}",
              f"python {platform.python_version()} on {platform.platform()}"]
@@ -223,7 +224,7 @@ def cmd_info(args: argparse.Namespace, tracker_factory: Optional[TrackerFactory]
     return EXIT_OK
 
 
-def cmd_verify(args: argparse.Namespace, tracker_factory: Optional[TrackerFactory] = None) -> int:
+def cmd_verify(args: argparse.Namespace, tracker_factory: TrackerFactory | None = None) -> int:
     """``mixformerv2 verify [MODEL]``: every listed file against the manifest, every graph loaded."""
     from .backends import available_backends, load_graph
     from .formats import BACKENDS
@@ -244,8 +245,8 @@ def cmd_verify(args: argparse.Namespace, tracker_factory: Optional[TrackerFactor
     return EXIT_OK
 
 
-def main(argv: Optional[List[str]] = None, *,
-         tracker_factory: Optional[TrackerFactory] = None) -> int:
+def main(argv: list[str] | None = None, *,
+         tracker_factory: TrackerFactory | None = None) -> int:
     """Entry point of ``mixformerv2``; returns the exit code (0 ok, 2 error, 130 Ctrl-C).
 
     ``tracker_factory`` (keywords ``model, backend, preset, threads, precision`` -> tracker) replaces

@@ -4,12 +4,11 @@ including another ``--source``."""
 from __future__ import annotations
 
 import sys
-from typing import List, Optional
 
 from . import cli
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Webcam demo: ``mixformerv2 track --source 0`` plus whatever options are given."""
     args = list(sys.argv[1:] if argv is None else argv)
     return cli.main(["track", "--source", "0", *args])

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Optional
 
 import cv2
 import numpy as np
@@ -56,7 +55,7 @@ class Display:
         except cv2.error:
             return True
 
-    def select(self, img: np.ndarray) -> Optional[Box]:
+    def select(self, img: np.ndarray) -> Box | None:
         """Mouse box on ``img`` (Enter/Space confirms, c cancels); None when cancelled."""
         self._size_to(img)
         shown = img.copy()

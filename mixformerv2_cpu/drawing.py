@@ -12,7 +12,7 @@ tracker is sure where the edge is; a low wide hump, or two humps, means it is un
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -27,7 +27,7 @@ EDGE_NAMES = ("left", "top", "right", "bottom")
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
-def _int_box(box: Sequence[float]) -> Tuple[int, int, int, int]:
+def _int_box(box: Sequence[float]) -> tuple[int, int, int, int]:
     x, y, w, h = (float(v) for v in box)
     return int(round(x)), int(round(y)), int(round(x + w)), int(round(y + h))
 
@@ -35,10 +35,10 @@ def _int_box(box: Sequence[float]) -> Tuple[int, int, int, int]:
 def put_label(
     img: np.ndarray,
     text: str,
-    org: Tuple[int, int],
-    color: Tuple[int, int, int] = (255, 255, 255),
+    org: tuple[int, int],
+    color: tuple[int, int, int] = (255, 255, 255),
     scale: float = 0.55,
-    bg: Optional[Tuple[int, int, int]] = (0, 0, 0),
+    bg: tuple[int, int, int] | None = (0, 0, 0),
 ) -> np.ndarray:
     """Text with a dark background box at ``org`` (top-left of the label)."""
     thickness = 1 if scale < 0.8 else 2
@@ -56,7 +56,7 @@ def put_label(
 def draw_box(
     img: np.ndarray,
     box: Sequence[float],
-    color: Tuple[int, int, int] = COLOR_OK,
+    color: tuple[int, int, int] = COLOR_OK,
     thickness: int = 2,
     dashed: bool = False,
 ) -> np.ndarray:
@@ -81,7 +81,7 @@ def draw_distributions(
     box: Sequence[float],
     distributions: np.ndarray,
     edge_positions: np.ndarray,
-    height: Optional[float] = None,
+    height: float | None = None,
     alpha: float = 0.45,
     tail: float = 0.02,
 ) -> np.ndarray:
@@ -136,7 +136,7 @@ def draw_distributions(
     return img
 
 
-def draw_legend(img: np.ndarray, org: Tuple[int, int] = (8, 0)) -> np.ndarray:
+def draw_legend(img: np.ndarray, org: tuple[int, int] = (8, 0)) -> np.ndarray:
     """Small colour key for the four edge distributions (bottom-left corner by default)."""
     x = org[0]
     y = org[1] or img.shape[0] - 24
@@ -148,14 +148,14 @@ def draw_legend(img: np.ndarray, org: Tuple[int, int] = (8, 0)) -> np.ndarray:
 
 def draw_tracking(
     img: np.ndarray,
-    box: Optional[Sequence[float]],
-    score: Optional[float],
-    fps: Optional[float] = None,
+    box: Sequence[float] | None,
+    score: float | None,
+    fps: float | None = None,
     lost: bool = False,
-    status: Optional[str] = None,
-    prediction: Optional[object] = None,
+    status: str | None = None,
+    prediction: object | None = None,
     show_distributions: bool = False,
-    state: Optional[str] = None,
+    state: str | None = None,
 ) -> np.ndarray:
     """The whole overlay: box, score label at the box, FPS/status line, optional distributions.
 

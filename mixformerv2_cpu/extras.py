@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Callable, List, Optional
+from collections.abc import Callable
 
 # extra -> the top-level modules it provides (setup.cfg [options.extras_require])
 EXTRA_MODULES = {
@@ -21,7 +21,7 @@ INSTALL_HINT = {
 }
 
 
-def run_with_extra(module: str, extra: str, prog: str, argv: Optional[List[str]] = None) -> int:
+def run_with_extra(module: str, extra: str, prog: str, argv: list[str] | None = None) -> int:
     try:
         main: Callable[..., int] = importlib.import_module(module).main
     except ImportError as exc:

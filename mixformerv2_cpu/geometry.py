@@ -5,7 +5,8 @@ Box conventions, types and checks are in ``boxes.py``. Images are H×W×C arrays
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
+from collections.abc import Sequence
 
 import cv2
 import numpy as np

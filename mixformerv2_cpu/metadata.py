@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import MISSING, asdict, dataclass, fields
-from typing import Mapping
+from collections.abc import Mapping
 
 from .errors import ModelFileError
 from .formats import ROLES

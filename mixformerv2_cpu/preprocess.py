@@ -1,7 +1,7 @@
 """Patch -> network input. The only place where colour order and normalisation happen."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

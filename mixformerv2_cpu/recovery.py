@@ -32,7 +32,8 @@ import math
 import statistics
 from collections import deque
 from dataclasses import dataclass, field
-from typing import NamedTuple, Optional, Sequence
+from typing import NamedTuple
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -122,7 +123,7 @@ class RecoveryState:
         return self.state == LOST and self.settings.enabled
 
     @property
-    def typical_score(self) -> Optional[float]:
+    def typical_score(self) -> float | None:
         """Median of the kept confident scores; None before the first one."""
         return float(statistics.median(self.history)) if self.history else None  # <= 30 floats: no numpy
 
@@ -155,7 +156,7 @@ class RecoveryState:
             self.lows.clear()
         return self.state
 
-    def lost_frame(self, candidates: Sequence[Candidate]) -> Optional[int]:
+    def lost_frame(self, candidates: Sequence[Candidate]) -> int | None:
         """One searched lost frame: what its crops found -> index of the re-acquiring candidate, or
         None (still lost).
 

@@ -19,7 +19,8 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Optional, Protocol, Sequence, Tuple
+from typing import IO, Protocol
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -41,16 +42,16 @@ class TrackerLike(Protocol):
 
     def init(self, frame: np.ndarray, box: Box) -> None: ...
 
-    def update(self, frame: np.ndarray) -> Tuple[bool, Box]: ...
+    def update(self, frame: np.ndarray) -> tuple[bool, Box]: ...
 
 
 @dataclass
 class SessionOptions:
     """How to run: init box, outputs, window, distributions overlay, progress line."""
 
-    init: Optional[Box] = None
-    output: Optional[Path] = None
-    results: Optional[Path] = None
+    init: Box | None = None
+    output: Path | None = None
+    results: Path | None = None
     show: bool = False
     show_distributions: bool = False
     progress: bool = False
@@ -108,7 +109,7 @@ def init_box(box: Box, width: int, height: int) -> Box:
     return box
 
 
-def open_writer(path: Path, fps: float, size: Tuple[int, int]) -> "cv2.VideoWriter":
+def open_writer(path: Path, fps: float, size: tuple[int, int]) -> "cv2.VideoWriter":
     """A VideoWriter for ``path`` (codec by extension); UsageError if it cannot be opened."""
     fourcc = FOURCC_BY_EXT.get(path.suffix.lower())
     if fourcc is None:
@@ -122,7 +123,7 @@ def open_writer(path: Path, fps: float, size: Tuple[int, int]) -> "cv2.VideoWrit
 class _Progress:
     """A one-line progress bar on stderr (only for sources of known length)."""
 
-    def __init__(self, total: Optional[int], stream: Optional[IO[str]] = None) -> None:
+    def __init__(self, total: int | None, stream: IO[str] | None = None) -> None:
         self.total, self._last = total, 0.0
         self.stream = stream if stream is not None else sys.stderr
 
@@ -142,7 +143,7 @@ class _Progress:
             self.stream.flush()
 
 
-def _result_line(box: Sequence[float], score: Optional[float], state: str) -> str:
+def _result_line(box: Sequence[float], score: float | None, state: str) -> str:
     """``x,y,w,h,score,state``: score nan and state "init" on the init frame; state "tracking" or
     "lost" (the tracker's ``state``; for a tracker without one: "lost" when it reported ok=False)."""
     s = "nan" if score is None else f"{score:.4f}"
@@ -153,7 +154,7 @@ def run_session(
     source: FrameSource,
     tracker: TrackerLike,
     opts: SessionOptions,
-    display: Optional[Display] = None,
+    display: Display | None = None,
 ) -> SessionSummary:
     """Track over ``source`` until it ends, the user quits, or Ctrl-C; return the summary.
 
@@ -163,7 +164,7 @@ def run_session(
     """
     summary = SessionSummary()
     writer = None
-    results: Optional[IO[str]] = None
+    results: IO[str] | None = None
     progress = _Progress(source.frame_count if opts.progress else None)
     start = time.monotonic()
     try:
@@ -208,17 +209,17 @@ def _loop(
     source: FrameSource,
     tracker: TrackerLike,
     opts: SessionOptions,
-    display: Optional[Display],
+    display: Display | None,
     frame: Frame,
     box: Box,
-    writer: Optional["cv2.VideoWriter"],
-    results: Optional[IO[str]],
+    writer: "cv2.VideoWriter" | None,
+    results: IO[str] | None,
     summary: SessionSummary,
     progress: _Progress,
 ) -> None:
     """The per-frame loop of :func:`run_session` (init on ``frame``, then update)."""
     tracker.init(frame.image, box)
-    score: Optional[float] = None
+    score: float | None = None
     state = "init"
     ok, fps_ema, paused = True, None, False
     prediction = None

@@ -21,7 +21,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Union
+from collections.abc import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -67,7 +67,7 @@ def quiet_opencv() -> Iterator[None]:
         return
     log_api = getattr(getattr(cv2, "utils", None), "logging", None)
     old_level = log_api.getLogLevel() if log_api is not None else None
-    saved_fd: Optional[int] = None
+    saved_fd: int | None = None
     try:
         if log_api is not None:
             log_api.setLogLevel(log_api.LOG_LEVEL_SILENT)
@@ -108,15 +108,15 @@ class FrameSource:
 
     name: str = ""
     live: bool = False
-    fps: Optional[float] = None
-    frame_count: Optional[int] = None
+    fps: float | None = None
+    frame_count: int | None = None
 
     @property
     def dropped(self) -> int:
         """Frames skipped so far (always 0 for files and folders)."""
         return 0
 
-    def read(self) -> Optional[Frame]:
+    def read(self) -> Frame | None:
         """The next frame, or None when the source has ended."""
         raise NotImplementedError
 
@@ -143,7 +143,7 @@ class VideoFileSource(FrameSource):
     Raises SourceError if the file does not exist, cannot be opened, or has no readable frame.
     """
 
-    def __init__(self, path: Union[str, Path]) -> None:
+    def __init__(self, path: str | Path) -> None:
         self.name = str(path)
         if not Path(path).is_file():
             raise SourceError(f"video file not found: {path}")
@@ -156,14 +156,14 @@ class VideoFileSource(FrameSource):
         if not ok or first is None:
             self._cap.release()
             raise SourceError(f"cannot read any frame from video {path}")
-        self._pending: Optional[np.ndarray] = first
+        self._pending: np.ndarray | None = first
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and 0 < fps < 1000 else None
         count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
         self.frame_count = count if count > 0 else None
         self._index = 0
 
-    def read(self) -> Optional[Frame]:
+    def read(self) -> Frame | None:
         if self._pending is not None:
             image, self._pending = self._pending, None
         else:
@@ -189,7 +189,7 @@ class ImageFolderSource(FrameSource):
     Raises SourceError if the folder has no image. Unreadable images are skipped with a warning.
     """
 
-    def __init__(self, folder: Union[str, Path], fps: Optional[float] = None) -> None:
+    def __init__(self, folder: str | Path, fps: float | None = None) -> None:
         self.name = str(folder)
         folder = Path(folder)
         self.paths = sorted(
@@ -205,7 +205,7 @@ class ImageFolderSource(FrameSource):
         self._next = 0
         self._index = 0
 
-    def read(self) -> Optional[Frame]:
+    def read(self) -> Frame | None:
         while self._next < len(self.paths):
             path = self.paths[self._next]
             self._next += 1
@@ -232,19 +232,19 @@ class LatestFrameReader:
 
     def __init__(
         self,
-        grab: Callable[[], Optional[np.ndarray]],
-        timeout: Optional[float] = 10.0,
+        grab: Callable[[], np.ndarray | None],
+        timeout: float | None = 10.0,
         name: str = "capture",
     ) -> None:
         self._grab = grab
         self._timeout = timeout
         self._cond = threading.Condition()
-        self._latest: Optional[Frame] = None
+        self._latest: Frame | None = None
         self._last_returned = -1
         self._captured = 0
         self._dropped = 0
         self._ended = False
-        self._error: Optional[BaseException] = None
+        self._error: BaseException | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -282,7 +282,7 @@ class LatestFrameReader:
                 self._ended = True
                 self._cond.notify_all()
 
-    def read(self) -> Optional[Frame]:
+    def read(self) -> Frame | None:
         """The newest unread frame (waits for one), or None when the source has ended."""
         deadline = None if self._timeout is None else time.monotonic() + self._timeout
         with self._cond:
@@ -314,7 +314,7 @@ class LiveSource(FrameSource):
 
     live = True
 
-    def __init__(self, spec: Union[int, str], open_timeout: float = 10.0) -> None:
+    def __init__(self, spec: int | str, open_timeout: float = 10.0) -> None:
         self.name = str(spec)
         what = f"camera {spec}" if isinstance(spec, int) else f"stream {spec}"
         with quiet_opencv():
@@ -328,11 +328,11 @@ class LiveSource(FrameSource):
             raise SourceError(f"{what} opened but delivered no frame")
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and 0 < fps < 1000 else None
-        self._first: Optional[np.ndarray] = _to_bgr(first)
+        self._first: np.ndarray | None = _to_bgr(first)
         self._lock = threading.Lock()
         self._reader = LatestFrameReader(self._grab, timeout=open_timeout, name=f"capture-{spec}")
 
-    def _grab(self) -> Optional[np.ndarray]:
+    def _grab(self) -> np.ndarray | None:
         if self._first is not None:
             image, self._first = self._first, None
             return image
@@ -346,7 +346,7 @@ class LiveSource(FrameSource):
     def dropped(self) -> int:
         return self._reader.dropped
 
-    def read(self) -> Optional[Frame]:
+    def read(self) -> Frame | None:
         return self._reader.read()
 
     def close(self) -> None:
@@ -355,7 +355,7 @@ class LiveSource(FrameSource):
             self._cap.release()
 
 
-def open_source(spec: Union[str, int]) -> FrameSource:
+def open_source(spec: str | int) -> FrameSource:
     """Open what the user named: a camera index ("0"), a stream URL, an image folder or a video.
 
     Raises SourceError (one-line message) when it cannot be opened or holds no frame.

@@ -155,7 +155,7 @@ class FakeEngine:
         self.template_calls = 0
         self.batches = []
 
-    def templates(self, template, online):
+    def encode_templates(self, template, online):
         self.template_calls += 1
         return TemplateState(template, online, np.zeros((len(template), 1), np.float32))
 

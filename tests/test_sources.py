@@ -4,7 +4,6 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import List, Optional
 
 import cv2
 import numpy as np
@@ -33,11 +32,11 @@ def decode(img: np.ndarray) -> int:
 class FakeCamera:
     """Produces encoded frames at a fixed rate (``grab`` blocks like a real device)."""
 
-    def __init__(self, fps: float = 200.0, count: Optional[int] = None) -> None:
+    def __init__(self, fps: float = 200.0, count: int | None = None) -> None:
         self.period, self.count, self.produced = 1.0 / fps, count, 0
         self._next = time.monotonic()
 
-    def grab(self) -> Optional[np.ndarray]:
+    def grab(self) -> np.ndarray | None:
         if self.count is not None and self.produced >= self.count:
             return None
         self._next += self.period
@@ -62,7 +61,7 @@ class LiveFake(FrameSource):
     def dropped(self) -> int:
         return self.reader.dropped
 
-    def read(self) -> Optional[Frame]:
+    def read(self) -> Frame | None:
         return self.reader.read()
 
     def close(self) -> None:
@@ -74,7 +73,7 @@ class SlowTracker:
 
     def __init__(self, delay: float = 0.03) -> None:
         self.delay = delay
-        self.seen: List[int] = []
+        self.seen: list[int] = []
         self.score, self.box = float("nan"), (0.0, 0.0, 1.0, 1.0)
 
     def init(self, frame: np.ndarray, box) -> None:
@@ -125,7 +124,7 @@ def test_capture_thread_ends_with_the_source():
 def test_a_crashing_camera_is_an_error_not_the_end_of_the_stream():
     grabs = iter([np.zeros((20, 20, 3), np.uint8)])
 
-    def grab() -> Optional[np.ndarray]:
+    def grab() -> np.ndarray | None:
         try:
             return next(grabs)
         except StopIteration:
@@ -142,7 +141,7 @@ def test_a_crashing_camera_is_an_error_not_the_end_of_the_stream():
 def test_capture_thread_times_out_on_a_stalled_source():
     release = threading.Event()
 
-    def stalled() -> Optional[np.ndarray]:
+    def stalled() -> np.ndarray | None:
         release.wait(5.0)
         return None
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 from pathlib import Path
-from typing import List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -39,7 +38,7 @@ CRATE_X = 640              # world x of the foreground occluder (left edge)
 BUSH_X = 930               # world x of a bush (foreground clutter, off the target's path)
 
 
-def arcade_images_dir(explicit: Optional[str]) -> Path:
+def arcade_images_dir(explicit: str | None) -> Path:
     """The folder of arcade's bundled Kenney images (without importing arcade)."""
     if explicit:
         return Path(explicit)
@@ -51,7 +50,7 @@ def arcade_images_dir(explicit: Optional[str]) -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "resources" / "assets" / "images"
 
 
-def tint(gray: np.ndarray, dark: Tuple[int, int, int], light: Tuple[int, int, int]) -> np.ndarray:
+def tint(gray: np.ndarray, dark: tuple[int, int, int], light: tuple[int, int, int]) -> np.ndarray:
     """Grey uint8 (H, W) -> BGR uint8 between two colours."""
     t = (gray.astype(np.float32) / 255.0)[..., None]
     return (np.array(dark, np.float32) * (1 - t) + np.array(light, np.float32) * t).astype(np.uint8)
@@ -90,7 +89,7 @@ def load_rgba(path: Path, flip: bool = False) -> np.ndarray:
 
 
 def paste(frame: np.ndarray, rgba: np.ndarray, x: float, y: float, scale: float
-          ) -> Optional[Tuple[float, float, float, float]]:
+          ) -> tuple[float, float, float, float] | None:
     """Alpha-blend ``rgba`` scaled by ``scale`` with its top-left at (x, y) (frame pixels).
 
     Returns the tight (x, y, w, h) box of its opaque pixels in frame coordinates, clipped to
@@ -129,7 +128,7 @@ def smooth(t: float) -> float:
     return t * t * (3 - 2 * t)
 
 
-def render(images: Path) -> Tuple[List[np.ndarray], List[Tuple[float, float, float, float]]]:
+def render(images: Path) -> tuple[list[np.ndarray], list[tuple[float, float, float, float]]]:
     """All frames (BGR) and the target's ground-truth boxes (full extent, occluded or not)."""
     world = make_world()
     chars = images / "animated_characters"
@@ -164,7 +163,7 @@ def render(images: Path) -> Tuple[List[np.ndarray], List[Tuple[float, float, flo
     return frames, boxes
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path,
                         default=Path(__file__).resolve().parents[1] / "samples" / "sample_clip.mp4")

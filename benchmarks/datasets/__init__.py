@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Optional
 
 from .loaders import LOADERS
 from .reading import IMAGE_EXTS, list_frames, parse_box_line, read_boxes  # noqa: F401
@@ -60,7 +59,7 @@ def detect_format(root: Path) -> str:
         "<seq>/img + <seq>/groundtruth.txt (shared), <class>/<class>-<k>/full_occlusion.txt (lasot)")
 
 
-def dataset_name(root: Path, fmt: str, subset: Optional[str]) -> str:
+def dataset_name(root: Path, fmt: str, subset: str | None) -> str:
     """Folder-friendly dataset name: the folder name for the shared format, else format[_subset]."""
     if fmt == "shared":
         return Path(root).resolve().name
@@ -68,8 +67,8 @@ def dataset_name(root: Path, fmt: str, subset: Optional[str]) -> str:
     return f"{fmt}_{sub}" if sub and sub not in (fmt, "uav123", "all") else fmt
 
 
-def load_dataset(root: os.PathLike | str, fmt: Optional[str] = None, subset: Optional[str] = None,
-                 strict: bool = False, name: Optional[str] = None) -> Dataset:
+def load_dataset(root: os.PathLike | str, fmt: str | None = None, subset: str | None = None,
+                 strict: bool = False, name: str | None = None) -> Dataset:
     """Load a dataset (format detected when ``fmt`` is None) and set aside sequences with problems.
 
     Skipped sequences are logged as warnings and listed in ``Dataset.skipped``; with ``strict`` the

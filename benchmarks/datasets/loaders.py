@@ -5,7 +5,7 @@ from __future__ import annotations
 import configparser
 import re
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from collections.abc import Callable
 
 from .reading import _make_seq, _read_flags, _read_list, _require, _subdirs, list_frames
 from .records import DatasetLayoutError, Sequence
@@ -26,7 +26,7 @@ _UAV123_FIRST_FRAME = {
 
 
 
-def load_shared(root: Path, subset: Optional[str] = None) -> List[Sequence]:
+def load_shared(root: Path, subset: str | None = None) -> list[Sequence]:
     """Shared format: ``<root>/<seq>/img/00001.jpg ...`` and ``<root>/<seq>/groundtruth.txt`` (x,y,w,h a line)."""
     seqs = [d for d in _subdirs(root) if (d / "img").is_dir() or (d / "groundtruth.txt").is_file()]
     if not seqs:
@@ -38,7 +38,7 @@ def load_shared(root: Path, subset: Optional[str] = None) -> List[Sequence]:
     return out
 
 
-def load_lasot(root: Path, subset: Optional[str] = None) -> List[Sequence]:
+def load_lasot(root: Path, subset: str | None = None) -> list[Sequence]:
     """LaSOT: ``<root>/<class>/<class>-<k>/img/00000001.jpg``, ``groundtruth.txt``, ``full_occlusion.txt``,
     ``out_of_view.txt`` (frames flagged in either are absent). subset "test" keeps the names listed in
     ``<root>/testing_set.txt``; None or "all" keeps every sequence found.
@@ -67,7 +67,7 @@ def load_lasot(root: Path, subset: Optional[str] = None) -> List[Sequence]:
     return out
 
 
-def load_got10k(root: Path, subset: Optional[str] = None) -> List[Sequence]:
+def load_got10k(root: Path, subset: str | None = None) -> list[Sequence]:
     """GOT-10k: ``<root>/<subset>/list.txt``, ``<root>/<subset>/<seq>/00000001.jpg``, ``groundtruth.txt``,
     ``cover.label`` or ``absence.label`` (cover 0 / absence 1 = absent), ``meta_info.ini`` (resolution).
     ``root`` may also be the subset folder itself. Subset "test" (or a test folder) has only the
@@ -95,7 +95,7 @@ def load_got10k(root: Path, subset: Optional[str] = None) -> List[Sequence]:
     return out
 
 
-def _got10k_resolution(path: Path) -> Optional[Tuple[int, int]]:
+def _got10k_resolution(path: Path) -> tuple[int, int] | None:
     if not path.is_file():
         return None
     parser = configparser.ConfigParser()
@@ -107,7 +107,7 @@ def _got10k_resolution(path: Path) -> Optional[Tuple[int, int]]:
         return None
 
 
-def load_otb(root: Path, subset: Optional[str] = None) -> List[Sequence]:
+def load_otb(root: Path, subset: str | None = None) -> list[Sequence]:
     """OTB: ``<root>/<Seq>/img/0001.jpg`` and ``<root>/<Seq>/groundtruth_rect.txt`` (comma, tab or space
     separated). Two-target sequences (``groundtruth_rect.1.txt``, ``.2.txt``) become ``<Seq>-1``, ``<Seq>-2``.
     Known sequences whose annotation covers part of img/ (David, Tiger1, BlurCar1/3/4, Football1, ...)
@@ -128,7 +128,7 @@ def load_otb(root: Path, subset: Optional[str] = None) -> List[Sequence]:
     return out
 
 
-def load_uav123(root: Path, subset: Optional[str] = None) -> List[Sequence]:
+def load_uav123(root: Path, subset: str | None = None) -> list[Sequence]:
     """UAV123: ``<root>/anno/<subset>/<seq>.txt`` (NaN rows = absent) and
     ``<root>/data_seq/UAV123/<folder>/000001.jpg``. subset "UAV123" (default) or "UAV20L".
     Sub-sequences ``<folder>_<k>`` take their official frame range from the folder ``<folder>``; a
@@ -150,7 +150,7 @@ def load_uav123(root: Path, subset: Optional[str] = None) -> List[Sequence]:
     return out
 
 
-def load_trackingnet(root: Path, subset: Optional[str] = None) -> List[Sequence]:
+def load_trackingnet(root: Path, subset: str | None = None) -> list[Sequence]:
     """TrackingNet: ``<root>/<SPLIT>/anno/<seq>.txt`` and ``<root>/<SPLIT>/frames/<seq>/0.jpg ...``
     (0-based). SPLIT is ``subset`` ("TEST" by default, or "TRAIN_0" ...); ``root`` may be the split
     folder itself. TEST has only the first-frame box (``full_gt=False``).
@@ -171,7 +171,7 @@ def load_trackingnet(root: Path, subset: Optional[str] = None) -> List[Sequence]
     return out
 
 
-def load_vot(root: Path, subset: Optional[str] = None) -> List[Sequence]:
+def load_vot(root: Path, subset: str | None = None) -> list[Sequence]:
     """VOT short-term: ``<root>/list.txt``, ``<root>/<seq>/groundtruth.txt`` (rectangles, 8-value polygons or
     masks, converted to their axis-aligned box) and frames in ``<root>/<seq>/color/`` or ``<root>/<seq>/``.
     """
@@ -184,6 +184,6 @@ def load_vot(root: Path, subset: Optional[str] = None) -> List[Sequence]:
     return out
 
 
-LOADERS: Dict[str, Callable[[Path, Optional[str]], List[Sequence]]] = {
+LOADERS: dict[str, Callable[[Path, str | None], list[Sequence]]] = {
     "shared": load_shared, "lasot": load_lasot, "got10k": load_got10k, "otb": load_otb,
     "uav123": load_uav123, "trackingnet": load_trackingnet, "vot": load_vot}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -37,7 +36,7 @@ def parse_box_line(line: str) -> np.ndarray:
     raise ValueError(f"expected 4 values (x,y,w,h) or a polygon, got {vals.size}: {text[:60]!r}")
 
 
-def _mask_box(vals: List[int]) -> np.ndarray:
+def _mask_box(vals: list[int]) -> np.ndarray:
     """VOT run-length mask (offset x, offset y, width, height, runs starting with zeros) -> box."""
     if len(vals) < 4:
         raise ValueError("VOT mask line needs offset x, offset y, width, height")
@@ -71,7 +70,7 @@ def _read_flags(path: Path) -> np.ndarray:
     return np.array([int(float(v)) for v in re.split(r"[,\s]+", path.read_text().strip()) if v], dtype=np.int64)
 
 
-def list_frames(folder: Path) -> Tuple[List[Path], List[str]]:
+def list_frames(folder: Path) -> tuple[list[Path], list[str]]:
     """Image files of a folder sorted by frame number (numeric stems) or name -> (paths, problems).
 
     A gap in the numbering is a problem naming the first missing frames.
@@ -95,7 +94,7 @@ def list_frames(folder: Path) -> Tuple[List[Path], List[str]]:
     return files, []
 
 
-def _frame_range(frames: List[Path], first: int, count: int) -> Tuple[List[Path], List[str]]:
+def _frame_range(frames: list[Path], first: int, count: int) -> tuple[list[Path], list[str]]:
     """Frames numbered first .. first + count - 1 from a numerically named list."""
     by_num = {int(f.stem): f for f in frames if f.stem.isdigit()}
     want = range(first, first + count)
@@ -105,9 +104,9 @@ def _frame_range(frames: List[Path], first: int, count: int) -> Tuple[List[Path]
     return [by_num[n] for n in want], []
 
 
-def _make_seq(name: str, frames: List[Path], problems: List[str], gt_file: Path,
-              full_gt: bool = True, absent: Optional[np.ndarray] = None,
-              image_size: Optional[Tuple[int, int]] = None, first_frame: Optional[int] = None) -> Sequence:
+def _make_seq(name: str, frames: list[Path], problems: list[str], gt_file: Path,
+              full_gt: bool = True, absent: np.ndarray | None = None,
+              image_size: tuple[int, int] | None = None, first_frame: int | None = None) -> Sequence:
     """Read ground truth, mark absent frames as NaN rows and check the sequence.
 
     ``first_frame``: when the folder holds more frames than the annotation has lines, keep the
@@ -149,9 +148,9 @@ def _require(path: Path, what: str) -> Path:
     return path
 
 
-def _subdirs(root: Path) -> List[Path]:
+def _subdirs(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _read_list(path: Path) -> List[str]:
+def _read_list(path: Path) -> list[str]:
     return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]

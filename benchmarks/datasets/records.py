@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -27,21 +26,21 @@ class Sequence:
     """
 
     name: str
-    frames: List[Path]
+    frames: list[Path]
     gt: np.ndarray
     full_gt: bool = True
-    image_size: Optional[Tuple[int, int]] = None
-    problems: List[str] = field(default_factory=list)
+    image_size: tuple[int, int] | None = None
+    problems: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.frames)
 
     @property
-    def init_box(self) -> Tuple[float, float, float, float]:
+    def init_box(self) -> tuple[float, float, float, float]:
         """First-frame box ``(x, y, w, h)``."""
         return tuple(float(v) for v in self.gt[0])  # type: ignore[return-value]
 
-    def frame_size(self) -> Tuple[int, int]:
+    def frame_size(self) -> tuple[int, int]:
         """(width, height): ``image_size`` if known, else read from the first frame."""
         if self.image_size is None:
             import cv2
@@ -59,8 +58,8 @@ class Dataset:
     name: str
     format: str
     root: Path
-    sequences: List[Sequence]
-    skipped: Dict[str, str] = field(default_factory=dict)
+    sequences: list[Sequence]
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.sequences)

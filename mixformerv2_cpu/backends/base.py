@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Protocol
+from typing import Protocol
+from collections.abc import Mapping
 
 import numpy as np
 

@@ -9,7 +9,7 @@ size on first use (dynamic shapes are slower on the CPU plugin).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import openvino as ov
