@@ -203,7 +203,8 @@ def test_argparse_errors_exit_2(capsys):
 
 # ---------------------------------------------------------------- Ctrl-C keeps the video playable
 CHILD = """
-import sys
+import signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # an ignored SIGINT is inherited from a parent that ignores it
 sys.path.insert(0, {tests!r})
 from test_cli import MatchTracker
 from mixformerv2_cpu import cli
