@@ -35,8 +35,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mixformerv2_cpu.boxes import Box
-from .distributed import JobResult, TrackerSpec, execute_dask, execute_local
+from .distributed import Job, JobResult, TrackerSpec, execute_dask, execute_local
 from .metrics import box_iou
 from .ope import Progress, evaluate
 from .peers import make_tracker
@@ -46,16 +45,11 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class RecoveryJob:
-    """One tracker on one case (``seq_name`` = case name, as the local/Dask executors expect)."""
+class RecoveryJob(Job):
+    """One tracker on one case (``seq_name`` = case name, as the local/Dask executors expect); the
+    frames are FrameRefs (a frame of the sequence, of the donor, or rolled) instead of paths."""
 
-    spec: TrackerSpec
-    seq_name: str
     frames: tuple[FrameRef, ...]
-    init_box: Box
-    backend: str = "openvino"
-    preset: str | None = None
-    peers_dir: str | None = None
 
 
 @dataclass
