@@ -82,41 +82,60 @@ def _read_frame(path: str) -> np.ndarray:
     return img
 
 
-def run_job(job: Job) -> JobResult:
-    """Track one sequence (runs in a worker process). Exceptions become ``JobResult.error``.
+@dataclass
+class Track:
+    """What one tracker did on N frames: boxes (N, 4) x,y,w,h; times (N,) s (frame 1 = init); scores (N,);
+    ok (N,) bool; states (N,) ("init" on frame 1, "-" for trackers without a state)."""
 
-    Only the tracker calls are timed (not the JPEG decode). An update that returns an invalid box
-    (NaN, w or h <= 0) records the previous box instead.
-    """
+    boxes: np.ndarray
+    times: np.ndarray
+    scores: np.ndarray
+    ok: np.ndarray
+    states: list[str]
+
+
+def job_tracker(job: Job):
+    """The job's tracker, with OpenCV's threads and log level set for this worker."""
+    import cv2
+    cv2.setNumThreads(job.spec.threads)
     try:
-        import cv2
-        cv2.setNumThreads(job.spec.threads)
-        try:
-            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-        except AttributeError:  # pragma: no cover
-            pass
-        preset = job.spec.preset if job.spec.preset is not None else job.preset
-        tracker = make_tracker(job.spec.target, threads=job.spec.threads, backend=job.backend,
-                               peers_dir=Path(job.peers_dir) if job.peers_dir else None, preset=preset)
-        n = len(job.frames)
-        boxes = np.zeros((n, 4))
-        times = np.zeros(n)
-        scores = np.full(n, np.nan)
-        frame = _read_frame(job.frames[0])
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    except AttributeError:  # pragma: no cover
+        pass
+    preset = job.spec.preset if job.spec.preset is not None else job.preset
+    return make_tracker(job.spec.target, threads=job.spec.threads, backend=job.backend,
+                        peers_dir=Path(job.peers_dir) if job.peers_dir else None, preset=preset)
+
+
+def track_frames(tracker, frames: Sequence, init_box: Box, read: Callable) -> Track:
+    """Init on ``read(frames[0])``, update on the rest. Only the tracker calls are timed (not the frame
+    decode). An update that returns an invalid box (NaN, w or h <= 0) records the previous box instead."""
+    n = len(frames)
+    out = Track(np.zeros((n, 4)), np.zeros(n), np.full(n, np.nan), np.ones(n, bool), ["init"] + ["-"] * (n - 1))
+    frame = read(frames[0])
+    t0 = time.perf_counter()
+    tracker.init(frame, init_box)
+    out.times[0] = time.perf_counter() - t0
+    out.boxes[0] = init_box
+    for i in range(1, n):
+        frame = read(frames[i])
         t0 = time.perf_counter()
-        tracker.init(frame, job.init_box)
-        times[0] = time.perf_counter() - t0
-        boxes[0] = job.init_box
-        for i in range(1, n):
-            frame = _read_frame(job.frames[i])
-            t0 = time.perf_counter()
-            _ok, box = tracker.update(frame)
-            times[i] = time.perf_counter() - t0
-            b = np.asarray(box, dtype=np.float64).reshape(-1)
-            valid = b.size == 4 and np.isfinite(b).all() and b[2] > 0 and b[3] > 0
-            boxes[i] = b if valid else boxes[i - 1]
-            scores[i] = float(getattr(tracker, "score", math.nan))
-        return JobResult(job.spec.label, job.seq_name, boxes, times, scores)
+        found, box = tracker.update(frame)
+        out.times[i] = time.perf_counter() - t0
+        b = np.asarray(box, dtype=np.float64).reshape(-1)
+        valid = b.size == 4 and np.isfinite(b).all() and b[2] > 0 and b[3] > 0
+        out.boxes[i] = b if valid else out.boxes[i - 1]
+        out.ok[i] = bool(found)
+        out.scores[i] = float(getattr(tracker, "score", math.nan))
+        out.states[i] = str(getattr(tracker, "state", "-"))
+    return out
+
+
+def run_job(job: Job) -> JobResult:
+    """Track one sequence (runs in a worker process). Exceptions become ``JobResult.error``."""
+    try:
+        t = track_frames(job_tracker(job), job.frames, job.init_box, _read_frame)
+        return JobResult(job.spec.label, job.seq_name, t.boxes, t.times, t.scores)
     except Exception:  # noqa: BLE001 - one failing sequence must not stop the others
         return JobResult(job.spec.label, job.seq_name, error=traceback.format_exc())
 

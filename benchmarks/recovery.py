@@ -27,7 +27,6 @@ import json
 import logging
 import math
 import os
-import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,10 +34,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .distributed import Job, JobResult, TrackerSpec, execute_dask, execute_local
+from .distributed import Job, JobResult, TrackerSpec, execute_dask, execute_local, job_tracker, track_frames
 from .metrics import box_iou
 from .ope import Progress, evaluate
-from .peers import make_tracker
 from .recovery_cases import GAP, KINDS, WINDOW, FrameRef, RecoveryCase, dataset_cases, first_hit, load_frame
 
 log = logging.getLogger(__name__)
@@ -63,32 +61,8 @@ class RecoveryResult(JobResult):
 def run_recovery_job(job: RecoveryJob) -> JobResult:
     """Track one case (in a worker process); only the tracker calls are timed."""
     try:
-        import cv2
-        cv2.setNumThreads(job.spec.threads)
-        preset = job.spec.preset if job.spec.preset is not None else job.preset
-        tracker = make_tracker(job.spec.target, threads=job.spec.threads, backend=job.backend,
-                               peers_dir=Path(job.peers_dir) if job.peers_dir else None, preset=preset)
-        n = len(job.frames)
-        boxes, times, scores = np.zeros((n, 4)), np.zeros(n), np.full(n, np.nan)
-        ok = np.ones(n, bool)
-        states = ["init"] + ["-"] * (n - 1)
-        frame = load_frame(job.frames[0])
-        t0 = time.perf_counter()
-        tracker.init(frame, job.init_box)
-        times[0] = time.perf_counter() - t0
-        boxes[0] = job.init_box
-        for i in range(1, n):
-            frame = load_frame(job.frames[i])
-            t0 = time.perf_counter()
-            found, box = tracker.update(frame)
-            times[i] = time.perf_counter() - t0
-            b = np.asarray(box, dtype=np.float64).reshape(-1)
-            valid = b.size == 4 and np.isfinite(b).all() and b[2] > 0 and b[3] > 0
-            boxes[i] = b if valid else boxes[i - 1]
-            ok[i] = bool(found)
-            scores[i] = float(getattr(tracker, "score", math.nan))
-            states[i] = str(getattr(tracker, "state", "-"))
-        return RecoveryResult(job.spec.label, job.seq_name, boxes, times, scores, ok=ok, states=states)
+        t = track_frames(job_tracker(job), job.frames, job.init_box, load_frame)
+        return RecoveryResult(job.spec.label, job.seq_name, t.boxes, t.times, t.scores, ok=t.ok, states=t.states)
     except Exception:  # noqa: BLE001 - one failing case must not stop the others
         return JobResult(job.spec.label, job.seq_name, error=traceback.format_exc())
 
