@@ -14,8 +14,11 @@ written to the results) and ``last_prediction`` (for ``--show-distributions``).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,6 +208,23 @@ def run_session(
     return summary
 
 
+@contextlib.contextmanager
+def _interrupt_after():
+    """Hold a SIGINT that arrives inside the block and deliver it when the block ends, so the video and
+    the result file always hold the same frames (main thread only; elsewhere nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[tuple] = []
+    previous = signal.signal(signal.SIGINT, lambda *args: held.append(args))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if held and callable(previous):
+            previous(*held[0])
+
+
 def _loop(
     source: FrameSource,
     tracker: TrackerLike,
@@ -227,14 +247,15 @@ def _loop(
     while True:
         if new_frame:
             summary.frames += 1
-            if results is not None:
-                results.write(_result_line(box, score, state))
             status = f"frame {frame.index}" + (f"  dropped {source.dropped}" if source.live else "")
             shown = draw_tracking(frame.image.copy(), box, score, fps_ema, lost=not ok,
                                   status=status, prediction=prediction, state=None if score is None else state,
                                   show_distributions=opts.show_distributions and score is not None)
-            if writer is not None:
-                writer.write(shown)
+            with _interrupt_after():  # Ctrl-C here: both outputs get this frame, then the loop stops
+                if writer is not None:
+                    writer.write(shown)
+                if results is not None:
+                    results.write(_result_line(box, score, state))
             progress.update(summary.frames, summary.mean_fps if summary.updates else 0.0)
         if display is not None:
             key = display.show(shown) if new_frame else display.wait_key(30)

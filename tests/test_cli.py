@@ -218,7 +218,8 @@ def test_ctrl_c_finishes_the_output_video(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", CHILD.format(tests=str(ROOT / "tests"),
                                                                 argv=argv)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    # 0.2 s per frame: 120 frames take 24 s, so the interrupt lands mid-run even on a loaded machine
+    # 0.2 s per frame: 120 frames take 24 s, so the interrupt lands mid-run even on a loaded machine;
+    # right after a result line appears it also lands next to the writes, which must stay paired
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (not res.exists() or
                                            len(res.read_text().splitlines()) < 3):
@@ -307,3 +308,19 @@ def test_real_tracker_on_the_sample_clip(export_small, tmp_path, capsys, backend
     assert (x >= 0).all() and (y >= 0).all() and (w > 0).all() and (h > 0).all()
     assert (x + w <= W + 1e-3).all() and (y + h <= H + 1e-3).all()
     assert ((s[1:] >= 0) & (s[1:] <= 1)).all()
+
+
+def test_ctrl_c_between_the_two_writes_is_held_until_both_are_done():
+    from mixformerv2_cpu.session import _interrupt_after
+
+    saved = signal.signal(signal.SIGINT, signal.default_int_handler)
+    done = []
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with _interrupt_after():
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.01)  # the signal is handled here, inside the block
+                done += ["video frame", "result line"]
+    finally:
+        signal.signal(signal.SIGINT, saved)
+    assert done == ["video frame", "result line"]
