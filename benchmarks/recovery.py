@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +35,7 @@ import numpy as np
 
 from .distributed import Job, JobResult, TrackerSpec, execute_dask, execute_local, job_tracker, track_frames
 from .metrics import box_iou
-from .ope import Progress, evaluate
+from .ope import Progress, _atomic_write, _json_safe, evaluate
 from .recovery_cases import GAP, KINDS, WINDOW, FrameRef, RecoveryCase, dataset_cases, first_hit, load_frame
 
 log = logging.getLogger(__name__)
@@ -89,9 +88,7 @@ class RecoveryStore:
             return
         lines = ["%.2f\t%.2f\t%.2f\t%.2f\t%d\t%.6f\t%s\t%.8f\n" % (*b, o, s, st, t)
                  for b, o, s, st, t in zip(res.boxes, res.ok, res.scores, res.states, res.times)]
-        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-        tmp.write_text("".join(lines))
-        os.replace(tmp, path)
+        _atomic_write(path, "".join(lines))
         if err.exists():
             err.unlink()
 
@@ -227,16 +224,6 @@ def markdown_recovery(summary: dict) -> str:
     for label, m in missing.items():
         lines.append(f"- {label}: missing cases {', '.join(m)}")
     return "\n".join(lines) + "\n"
-
-
-def _json_safe(obj: object) -> object:
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
 
 
 # ---------------------------------------------------------------------------------------- execution
