@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from .boxes import Box, validate_box  # noqa: F401  (validate_box: re-exported for older imports)
+from .boxes import Box
 from .errors import InvalidBoxError
 
 

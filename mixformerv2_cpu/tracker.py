@@ -12,19 +12,19 @@ a candidate re-acquires it.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .boxes import bin_positions
+from .boxes import Box, bin_positions, validate_box
 from .decode import decode_boxes
 from .engine import Engine, TemplateState
 from .errors import InvalidBoxError, InvalidFrameError, NotInitializedError
 from .frames import as_bgr
-from .geometry import Box, clip_box, map_back, sample_target, validate_box
+from .geometry import clip_box, map_back, sample_target
 from .preprocess import normalize_patch
 from .presets import Preset, load_preset
 from .recovery import Candidate, CropSpec, RecoverySettings, RecoveryState, plan_crops

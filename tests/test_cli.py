@@ -129,7 +129,7 @@ def test_init_partly_outside_is_kept_as_the_api_keeps_it(tmp_path, capsys):
                             "-r", str(res)], capsys)
     assert code == 0, err
     assert read_results(res)[0, :4].tolist() == [600, 300, 100, 100]
-    from mixformerv2_cpu.geometry import validate_box  # the rule Tracker.init applies
+    from mixformerv2_cpu.boxes import validate_box  # the rule Tracker.init applies
 
     assert validate_box((600, 300, 100, 100), 360, 640) == (600, 300, 100, 100)
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mixformerv2_cpu.boxes import validate_box
 from mixformerv2_cpu.decode import decode_boxes
 from mixformerv2_cpu.errors import InvalidBoxError
-from mixformerv2_cpu.geometry import clip_box, crop_side, map_back, sample_target, validate_box
+from mixformerv2_cpu.geometry import clip_box, crop_side, map_back, sample_target
 from mixformerv2_cpu.preprocess import normalize_patch
 
 
