@@ -230,9 +230,10 @@ def test_live_source_class_over_a_fast_stream():
             time.sleep(0.02)
     finally:
         src.close()
-    assert got == sorted(set(got)) and got[0] == 0
+    # frame 0 itself may be replaced before the first read() on a busy machine: it then counts as dropped
+    assert got == sorted(set(got))
     assert len(got) < 120 and src.dropped > 0
-    assert got[-1] + 1 == len(got) + src.dropped       # the last frame is never dropped
+    assert got[-1] + 1 == len(got) + src.dropped       # every frame is returned or counted; the last is never dropped
 
 
 def test_stream_url_that_does_not_open():
