@@ -71,7 +71,7 @@ class Engine:
         graphs = {}
         for role in GRAPH_MODES[self.mode]:
             path = self.manifest.graph_path(file_precision(precision), readable_formats(backend, precision), role)
-            graph = load_graph(backend, path, threads, bf16=precision == "bf16")
+            graph = load_graph(backend, path, threads, bf16=precision == "bf16", occasional=role == "template")
             if graph.metadata.role != role:
                 raise ModelFileError(f"{path}: metadata says role {graph.metadata.role!r}, expected {role!r}")
             graphs[role] = graph

@@ -24,9 +24,12 @@ def check_backend(name: object) -> str:
     return name
 
 
-def load_graph(backend: str, path: str | Path, threads: int | None = None, bf16: bool = False) -> Graph:
+def load_graph(backend: str, path: str | Path, threads: int | None = None, bf16: bool = False,
+               occasional: bool = False) -> Graph:
     """Load one graph file with the named backend. ``bf16``: compute in bfloat16 (OpenVINO on CPUs
-    with AVX512-BF16/AMX only; an error elsewhere)."""
+    with AVX512-BF16/AMX only; an error elsewhere). ``occasional``: the graph runs now and then
+    beside a per-frame graph (the template encoder): its worker threads must not busy-wait for more
+    work after a call, or they take a core from the per-frame graph."""
     check_backend(backend)
     module, cls, _ = BACKENDS[backend]
     if bf16 and backend != "openvino":
@@ -36,8 +39,8 @@ def load_graph(backend: str, path: str | Path, threads: int | None = None, bf16:
     except ImportError as exc:
         raise BackendError(f"backend {backend!r} is not available: {exc}") from exc
     if bf16:
-        return getattr(mod, cls)(Path(path), threads, inference_precision="bf16")
-    return getattr(mod, cls)(Path(path), threads)
+        return getattr(mod, cls)(Path(path), threads, occasional=occasional, inference_precision="bf16")
+    return getattr(mod, cls)(Path(path), threads, occasional=occasional)
 
 
 def available_backends() -> dict[str, str | None]:

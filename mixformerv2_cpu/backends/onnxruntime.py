@@ -1,4 +1,10 @@
-"""ONNX Runtime backend: CPU execution provider, full graph optimisation, explicit threads."""
+"""ONNX Runtime backend: CPU execution provider, full graph optimisation, explicit threads.
+
+Each session has its own intra-op thread pool whose workers spin for a while after a call. An
+``occasional`` graph (the template encoder, run every few frames) therefore does not spin: measured
+on a 2-core EPYC with the default model at 2 threads, its spinning worker competing with the search
+step's pool made the p90 of ``update()`` 6.4 ms for a 2.2 ms median; without spinning it is 2.3 ms.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,7 +19,7 @@ from .base import check_feeds
 
 
 class OrtGraph:
-    def __init__(self, path: Path, threads: int | None = None) -> None:
+    def __init__(self, path: Path, threads: int | None = None, occasional: bool = False) -> None:
         self.path = Path(path)
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -22,6 +28,8 @@ class OrtGraph:
         if threads:
             opts.intra_op_num_threads = int(threads)
         opts.log_severity_level = 3
+        if occasional:
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception classes

@@ -1,0 +1,50 @@
+"""Backend call semantics that the tracker relies on, on the shipped default model's search step."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mixformerv2_cpu.backends import load_graph
+from mixformerv2_cpu.registry import resolve_model
+
+BACKENDS = ["onnxruntime", "openvino"]
+
+
+def _search_inputs(backend):
+    manifest = resolve_model(None)
+    tmpl = load_graph(backend, manifest.graph_path("fp32", ("onnx",), "template"), threads=1, occasional=True)
+    search = load_graph(backend, manifest.graph_path("fp32", ("onnx",), "search"), threads=1)
+    m = search.metadata
+    rng = np.random.default_rng(0)
+    t = rng.standard_normal((1, 3, m.template_size, m.template_size)).astype(np.float32)
+    kv = tmpl({"template": t, "online_template": t})["template_kv"]
+    x = rng.standard_normal((2, 1, 3, m.search_size, m.search_size)).astype(np.float32)
+    return search, kv, x
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_same_array_changed_in_place_gives_the_new_result(backend):
+    """OpenVINO keeps an input bound to the caller's array between calls: writing new pixels into
+    that array (as the tracker does with its batch buffer) must change the result like a new array."""
+    search, kv, x = _search_inputs(backend)
+    want = [search({"search": x[i].copy(), "template_kv": kv.copy()})["logits"] for i in range(2)]
+    assert np.abs(want[0] - want[1]).max() > 1e-3  # the two inputs really differ
+    buf = x[0].copy()
+    first = search({"search": buf, "template_kv": kv})["logits"]
+    buf[...] = x[1]
+    second = search({"search": buf, "template_kv": kv})["logits"]
+    np.testing.assert_allclose(first, want[0], atol=1e-5)
+    np.testing.assert_allclose(second, want[1], atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_float64_and_strided_inputs_are_converted(backend):
+    search, kv, x = _search_inputs(backend)
+    want = search({"search": x[0].copy(), "template_kv": kv})["logits"]
+    if backend == "onnxruntime":  # ORT takes exactly the graph's dtype; only OpenVINO converts
+        got = search({"search": np.asfortranarray(x[0]), "template_kv": kv})["logits"]
+    else:
+        got = search({"search": x[0].astype(np.float64), "template_kv": kv})["logits"]
+        np.testing.assert_allclose(got, want, atol=1e-5)
+        got = search({"search": x[0][..., ::-1][..., ::-1], "template_kv": kv[:, ::1]})["logits"]
+    np.testing.assert_allclose(got, want, atol=1e-5)
