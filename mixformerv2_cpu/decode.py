@@ -1,14 +1,24 @@
 """Network outputs -> box and confidence. The only place where distributions are decoded."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 
 def edge_distributions(logits: np.ndarray) -> np.ndarray:
     """Softmax over bins. logits (..., 4, bins) rows l,t,r,b -> probabilities, same shape."""
-    z = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    e /= e.sum(axis=-1, keepdims=True)
+    return e
+
+
+@lru_cache(maxsize=8)
+def _bin_fractions(bins: int) -> np.ndarray:
+    """(bins,) k / bins: the normalised position of every bin (read-only, shared)."""
+    v = np.arange(bins, dtype=np.float64) / bins
+    v.flags.writeable = False
+    return v
 
 
 def expected_edges(probs: np.ndarray) -> np.ndarray:
@@ -16,8 +26,7 @@ def expected_edges(probs: np.ndarray) -> np.ndarray:
 
     Bin k sits at k * stride, stride = search_size / bins, so its normalised position is k / bins.
     """
-    bins = probs.shape[-1]
-    return probs @ (np.arange(bins, dtype=np.float64) / bins)
+    return probs @ _bin_fractions(probs.shape[-1])
 
 
 def ltrb_to_cxcywh(ltrb: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +39,20 @@ class Prediction:
     """The last update of one target.
 
     distributions: (4, bins) probabilities of the left, top, right, bottom edge positions.
-    edge_positions: (4, bins) image coordinate of each bin (x for left/right, y for top/bottom).
+    crop_box / crop_side: the box the search crop was centred on and the crop side in image pixels.
+    edge_positions: (4, bins) image coordinate of each bin (x for left/right, y for top/bottom),
+    computed on first access (only drawing and analysis need it, not the tracking loop).
     """
 
     box: Box
     score: float
     distributions: np.ndarray
-    edge_positions: np.ndarray
+    crop_box: Box
+    crop_side: float
+
+    @cached_property
+    def edge_positions(self) -> np.ndarray:
+        return bin_positions(self.crop_box, self.crop_side, self.distributions.shape[-1])
 
 
 @dataclass
@@ -177,9 +185,8 @@ class MultiTracker:
         (4, bins) -> Prediction with the clipped image box and the image position of every bin."""
         m = self.engine.meta
         h, w = self._session.size
-        edges = bin_positions(spec.box, m.search_size / crop.resize_factor, m.bins)
         box = clip_box(map_back(pred, spec.box, m.search_size, crop.resize_factor), h, w)
-        return Prediction(box, score, probs, edges)
+        return Prediction(box, score, probs, spec.box, m.search_size / crop.resize_factor)
 
     def _batch_templates(self, owner: np.ndarray) -> TemplateState:
         """Templates of this frame's crops, crop k belonging to target owner[k] (owner: (B,) ints):
