@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from assets import Assets
+from real_video import sample_crops
 from mixformerv2_cpu.geometry import sample_target
 from mixformerv2_cpu.preprocess import normalize_patch
 from mixformerv2_export.network import INPUT_MEAN, INPUT_STD
@@ -115,14 +116,8 @@ def render_sample(a: Assets, rng: np.random.Generator, template_size: int, searc
         boxes.append(box)
     # template: frame 0 around the true box; online template: frame 2 around a slightly wrong box
     t = sample_target(frames[0], boxes[0], TEMPLATE_FACTOR, template_size).patch
-    if rng.random() < 0.75:
-        ob = boxes[2]
-        s = math.sqrt(ob[2] * ob[3])
-        ow, oh = ob[2] * math.exp(rng.normal(0, 0.08)), ob[3] * math.exp(rng.normal(0, 0.08))
-        ocx, ocy = ob[0] + ob[2] / 2 + rng.normal(0, 0.08) * s, ob[1] + ob[3] / 2 + rng.normal(0, 0.08) * s
-        o = sample_target(frames[2], (ocx - ow / 2, ocy - oh / 2, ow, oh), TEMPLATE_FACTOR, template_size).patch
-    else:
-        o = t
+    o = sample_target(frames[2], _estimate(boxes[2], rng), TEMPLATE_FACTOR, template_size).patch \
+        if rng.random() < 0.75 else t
     # search: frame 1 around a jittered previous box (the tracker's last estimate)
     bx, by, bw, bh = boxes[1]
     s = math.sqrt(bw * bh)
@@ -146,19 +141,59 @@ def render_sample(a: Assets, rng: np.random.Generator, template_size: int, searc
         _paste(frames[1], _similar(a, key, ref, rng), jcx + rng.normal(0, 0.15) * s, jcy + rng.normal(0, 0.15) * s,
                s * math.exp(rng.normal(0, 0.15)))
     if rng.random() < GRAY_RATE:
-        frames = [cv2.cvtColor(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR) for f in frames]
-        t = cv2.cvtColor(cv2.cvtColor(t, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
-        o = cv2.cvtColor(cv2.cvtColor(o, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
-    crop = sample_target(frames[1], (jcx - jw / 2, jcy - jh / 2, jw, jh), SEARCH_FACTOR, search_size)
-    x1 = int(round(jcx - 0.5 * crop.side))
-    y1 = int(round(jcy - 0.5 * crop.side))
-    ltrb = np.array([(bx - x1), (by - y1), (bx + bw - x1), (by + bh - y1)], np.float32) / crop.side
-    centre_in = 0 < (ltrb[0] + ltrb[2]) / 2 < 1 and 0 < (ltrb[1] + ltrb[3]) / 2 < 1
+        frames, (t, o) = _gray(frames), _gray([t, o])
+    crop, ltrb, centre_in = _search_crop(frames[1], (jcx - jw / 2, jcy - jh / 2, jw, jh), boxes[1], search_size)
     present = neg_kind not in ("absent", "elsewhere")
     label = float(present and centre_in and visible[1] > 0.5)
     box_valid = float(present and centre_in and visible[1] > 0.3)
+    return _tensors(t, o, crop, ltrb, box_valid, label)
+
+
+def _estimate(box, rng: np.random.Generator) -> tuple[float, float, float, float]:
+    """``box`` (xywh) slightly wrong, as the tracker's own estimate of it would be."""
+    s = math.sqrt(box[2] * box[3])
+    w, h = box[2] * math.exp(rng.normal(0, 0.08)), box[3] * math.exp(rng.normal(0, 0.08))
+    cx, cy = box[0] + box[2] / 2 + rng.normal(0, 0.08) * s, box[1] + box[3] / 2 + rng.normal(0, 0.08) * s
+    return (cx - w / 2, cy - h / 2, w, h)
+
+
+def _search_crop(frame: np.ndarray, centre_box, target, search_size: int):
+    """Search crop around ``centre_box`` -> (patch, target ltrb normalised to the crop (4,), whether the
+    target's centre lies in the crop)."""
+    crop = sample_target(frame, centre_box, SEARCH_FACTOR, search_size)
+    x1 = int(round(centre_box[0] + centre_box[2] / 2 - 0.5 * crop.side))
+    y1 = int(round(centre_box[1] + centre_box[3] / 2 - 0.5 * crop.side))
+    bx, by, bw, bh = target
+    ltrb = np.array([(bx - x1), (by - y1), (bx + bw - x1), (by + bh - y1)], np.float32) / crop.side
+    centre_in = 0 < (ltrb[0] + ltrb[2]) / 2 < 1 and 0 < (ltrb[1] + ltrb[3]) / 2 < 1
+    return crop.patch, ltrb, centre_in
+
+
+def _tensors(t, o, search, ltrb, box_valid: float, label: float):
     return (normalize_patch(t, INPUT_MEAN, INPUT_STD)[0], normalize_patch(o, INPUT_MEAN, INPUT_STD)[0],
-            normalize_patch(crop.patch, INPUT_MEAN, INPUT_STD)[0], np.clip(ltrb, 0, 1), box_valid, label)
+            normalize_patch(search, INPUT_MEAN, INPUT_STD)[0], np.clip(ltrb, 0, 1), box_valid, label)
+
+
+def _gray(patches):
+    return [cv2.cvtColor(cv2.cvtColor(p, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR) for p in patches]
+
+
+def render_real_sample(data, rng: np.random.Generator, template_size: int, search_size: int):
+    """One sample of real video (``real_video.Tracks``), same layout as :func:`render_sample`: half
+    positives, half look-alike negatives (another person at the crop centre, the target outside)."""
+    negative = rng.random() < 0.5
+    picked = None
+    while picked is None:
+        picked = sample_crops(data, rng, negative)
+    (fi, bi), (fk, bk), (fj, centre), target = picked
+    frames = {f: np.ascontiguousarray(data.frames[f]) for f in {fi, fk, fj}}
+    if rng.random() < GRAY_RATE:
+        frames = dict(zip(frames, _gray(list(frames.values()))))
+    t = sample_target(frames[fi], bi, TEMPLATE_FACTOR, template_size).patch
+    o = sample_target(frames[fk], _estimate(bk, rng), TEMPLATE_FACTOR, template_size).patch if fk != fi else t
+    patch, ltrb, centre_in = _search_crop(frames[fj], centre, target, search_size)
+    label = float(centre_in and not negative)
+    return _tensors(t, o, patch, ltrb, label, label)
 
 
 def render_batch(a: Assets, rng: np.random.Generator, n: int, template_size: int, search_size: int):
@@ -166,13 +201,21 @@ def render_batch(a: Assets, rng: np.random.Generator, n: int, template_size: int
     return [np.stack([it[i] for it in items]).astype(np.float32) for i in range(6)]
 
 
-def preview(cache: Path, out: Path, n: int = 12, seed: int = 0, template_size: int = 96, search_size: int = 192):
-    """Write a contact sheet (template | online | search with the target box, red = negative)."""
-    a = Assets.load(cache)
+def preview(cache: Path, out: Path, n: int = 12, seed: int = 0, template_size: int = 96, search_size: int = 192,
+            real: bool = False):
+    """Write a contact sheet (template | online | search with the target box, red = negative) of
+    synthetic samples, or with ``real`` of real-video samples (``real_video.py``)."""
+    if real:
+        from real_video import load_tracks
+        data = load_tracks(cache)
+        render = lambda rng: render_real_sample(data, rng, template_size, search_size)  # noqa: E731
+    else:
+        a = Assets.load(cache)
+        render = lambda rng: render_sample(a, rng, template_size, search_size)  # noqa: E731
     rng = np.random.default_rng(seed)
     rows = []
     for _ in range(n):
-        t, o, s, ltrb, valid, label = render_sample(a, rng, template_size, search_size)
+        t, o, s, ltrb, valid, label = render(rng)
         imgs = [((x.transpose(1, 2, 0) * INPUT_STD + INPUT_MEAN) * 255).clip(0, 255).astype(np.uint8)[..., ::-1].copy()
                 for x in (t, o, s)]
         if valid:
@@ -189,5 +232,6 @@ def preview(cache: Path, out: Path, n: int = 12, seed: int = 0, template_size: i
 if __name__ == "__main__":
     import sys
 
-    preview(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/cache"), Path(sys.argv[2] if len(sys.argv) > 2 else
-                                                                                "runs/preview.png"))
+    args = [a for a in sys.argv[1:] if a != "--real"]
+    preview(Path(args[0] if args else "runs/cache"), Path(args[1] if len(args) > 1 else "runs/preview.png"),
+            real="--real" in sys.argv)
