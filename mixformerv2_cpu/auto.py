@@ -3,9 +3,13 @@
 Candidates are the backends that import here times the precisions whose accuracy was measured
 for this model: fp32 always (every export is parity-checked against PyTorch), int8 only when the
 export's manifest holds an int8 accuracy report that passed its gate (``int8_report.accepted``),
-bf16 never automatically (no accuracy record). When more than one candidate is left, each runs a
-short timed trial of the per-frame search step (fixed inputs, a few warm-up calls, then the
-median of ``TRIAL_CALLS``) and the fastest wins. ``threads=N`` (N > 1) is the most threads an engine
+bf16 never automatically (no accuracy record). When more than one candidate is left, all are
+loaded and timed on the per-frame search step (fixed inputs), interleaved: ``ROUNDS`` rounds in
+which every candidate runs ``CALLS_PER_ROUND`` calls; a candidate's time is the lowest of its round
+medians, and the fastest wins. Other processes' load only ever slows a round down, and with
+interleaving a burst of it hits every candidate instead of deciding against the one that was
+being timed (measured: a trial run while a training job shared the 2 cores had cached
+"ONNX Runtime at 1 thread" for a model that is 1.5x faster at 2). ``threads=N`` (N > 1) is the most threads an engine
 may use: N and 1 are both tried, because for a small graph the thread pool can cost more than it
 gives (the default model on ONNX Runtime: 3.06 ms at 2 threads, 2.88 ms at 1), so asking for more
 threads is never slower than asking for fewer. The choice is cached per machine and model (CPU
@@ -21,6 +25,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 
@@ -28,9 +33,11 @@ from .backends import available_backends
 from .cpu import cpu_flags, cpu_model, isa_cap
 from .manifest import Manifest, sha256_of
 
+K = TypeVar("K")
 AUTO = "auto"
 ENV_CACHE = "MIXFORMERV2_CACHE_DIR"
-WARMUP_CALLS, TRIAL_CALLS = 10, 40
+WARMUP_CALLS, ROUNDS, CALLS_PER_ROUND = 10, 5, 8
+TRIAL_VERSION = 2  # part of the cache key: choices made by an older trial are measured again
 GAP_MS = 0.5  # per-frame work between two search calls in a tracking loop (crop, normalise, decode)
 
 
@@ -96,7 +103,8 @@ def cache_key(manifest: Manifest, threads: int | None, options: list[tuple[str, 
             versions.append(metadata.version(dist))
         except metadata.PackageNotFoundError:
             versions.append("-")
-    key = [cpu_model(), cpu_flags(), isa_cap(), threads, versions, sha256_of(manifest.path), sorted(map(str, options))]
+    key = [TRIAL_VERSION, cpu_model(), cpu_flags(), isa_cap(), threads, versions, sha256_of(manifest.path),
+           sorted(map(str, options))]
     return hashlib.sha256(json.dumps(key, default=str).encode()).hexdigest()[:24]
 
 
@@ -128,24 +136,31 @@ def _frame_work(ms: float) -> None:
         pass
 
 
-def time_search_step(search: Callable[[], object]) -> float:
-    """Median ms of ``search()`` over TRIAL_CALLS calls after WARMUP_CALLS warm-up calls, each call
-    preceded by GAP_MS of other work (as in a tracking loop, not back to back)."""
-    for _ in range(WARMUP_CALLS):
-        search()
-    times = []
-    for _ in range(TRIAL_CALLS):
-        _frame_work(GAP_MS)
-        t0 = time.perf_counter()
-        search()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times) * 1e3)
+def time_interleaved(calls: dict[K, Callable[[], object]]) -> dict[K, float]:
+    """ms per call of each ``calls[k]()``: WARMUP_CALLS warm-up calls each, then ROUNDS rounds of
+    CALLS_PER_ROUND calls per candidate (one untimed call first, then each call preceded by GAP_MS of
+    other work, as in a tracking loop); the lowest of a candidate's round medians."""
+    for search in calls.values():
+        for _ in range(WARMUP_CALLS):
+            search()
+    rounds: dict[K, list[float]] = {k: [] for k in calls}
+    for _ in range(ROUNDS):
+        for k, search in calls.items():
+            search()  # another candidate's threads may still be busy-waiting
+            times = []
+            for _ in range(CALLS_PER_ROUND):
+                _frame_work(GAP_MS)
+                t0 = time.perf_counter()
+                search()
+                times.append(time.perf_counter() - t0)
+            rounds[k].append(float(np.median(times)) * 1e3)
+    return {k: min(v) for k, v in rounds.items()}
 
 
 def choose(manifest: Manifest, backend: str, precision: str, threads: int | None,
-           trial: Callable[[str, str, int | None], float]) -> Choice:
+           trial: Callable[[list[tuple[str, str, int | None]]], dict[tuple[str, str, int | None], float]]) -> Choice:
     """Resolve "auto" in ``backend``/``precision`` and the thread count (1 or ``threads``).
-    ``trial(backend, precision, threads)`` -> median search-step ms."""
+    ``trial(options)``: (backend, precision, threads) options -> search-step ms of each."""
     pairs = candidates(manifest, backend, precision)
     counts = sorted({1, threads}) if threads and threads > 1 else [threads]
     options = [(b, p, t) for b, p in pairs for t in counts]
@@ -162,7 +177,7 @@ def choose(manifest: Manifest, backend: str, precision: str, threads: int | None
     cached = _read_cache().get(key)
     if cached:
         return Choice(**{**cached, "reason": cached["reason"] + " (cached)"})
-    timings = {_label(o): trial(*o) for o in options}
+    timings = {_label(o): ms for o, ms in trial(options).items()}
     b, p, t = min(options, key=lambda o: timings[_label(o)])
     what = f"{b} {p}" + (f" at {t} thread{'s' if t > 1 else ''} of {threads} allowed" if threads and threads > 1 else "")
     choice = Choice(b, p, f"{what}: fastest in a timed trial", timings, t)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .auto import AUTO, Choice, choose, time_search_step
+from .auto import AUTO, Choice, choose, time_interleaved
 from .backends import Graph, check_backend, load_graph
 from .errors import BackendError, ModelFileError, SettingError
 from .formats import GRAPH_MODES, PRECISIONS, file_precision, readable_formats
@@ -77,17 +77,22 @@ class Engine:
             graphs[role] = graph
         return graphs
 
-    def _trial(self, backend: str, precision: str, threads: int | None) -> float:
-        """Median ms of this mode's per-frame graph call on fixed inputs (for the automatic choice)."""
+    def _trial(self, options: list[tuple[str, str, int | None]]) -> dict[tuple[str, str, int | None], float]:
+        """ms of this mode's per-frame graph call for each (backend, precision, threads) option, all
+        loaded and timed interleaved on fixed inputs (for the automatic choice)."""
+        return time_interleaved({o: self._per_frame_call(*o) for o in options})
+
+    def _per_frame_call(self, backend: str, precision: str, threads: int | None):
+        """A no-argument call of this mode's per-frame graph on fixed inputs."""
         graphs = self._load(backend, precision, threads)
         meta = next(iter(graphs.values())).metadata
         rng = np.random.default_rng(0)
         t = rng.standard_normal((1, 3, meta.template_size, meta.template_size)).astype(np.float32)
         s = rng.standard_normal((1, 3, meta.search_size, meta.search_size)).astype(np.float32)
         if self.mode == "full":
-            return time_search_step(lambda: graphs["full"]({"template": t, "online_template": t, "search": s}))
+            return lambda: graphs["full"]({"template": t, "online_template": t, "search": s})
         kv = graphs["template"]({"template": t, "online_template": t})["template_kv"]
-        return time_search_step(lambda: graphs["search"]({"search": s, "template_kv": kv}))
+        return lambda: graphs["search"]({"search": s, "template_kv": kv})
 
     @property
     def description(self) -> str:
