@@ -167,7 +167,9 @@ class NanoTrackV3:
         self._search_net = peer_ort.session(backbone, threads)
         self._template_net = peer_ort.session(peer_ort.with_fixed_hw(
             backbone, {"input": (EXEMPLAR_SIZE, EXEMPLAR_SIZE), "output": (TEMPLATE_FEAT, TEMPLATE_FEAT)}), threads)
-        self._head = peer_ort.session(head, threads)
+        # the 15x15 head runs at 1 thread: a second multi-thread pool spinning beside the backbone's costs
+        # more than it gives (boat1, 2 threads, 2-core EPYC: mean 3.20 ms, p90 6.23 -> mean 1.88, p90 2.34)
+        self._head = peer_ort.session(head, 1 if threads else threads)
         self._window = hanning_window()
         self._points = grid_points()
         self._zf: np.ndarray | None = None
