@@ -37,8 +37,47 @@ def load_average() -> list[float] | None:
         return None
 
 
+ISA_TOKENS = ("amx", "avx512", "avx2", "sse41", "uni", "ref")
+
+
+def openvino_kernel_isas(model: str | None = None) -> dict[str, int] | None:
+    """Instruction sets of the kernels OpenVINO compiles for a model's search step here: count of
+    executed primitives per ISA token of their type (e.g. ``brgconv_avx2_1x1_f32`` -> avx2), which
+    shows whether an instruction-set cap (``ONEDNN_MAX_CPU_ISA``) took effect. None if unavailable."""
+    try:
+        import openvino as ov
+
+        from mixformerv2_cpu.registry import resolve_model
+
+        path = resolve_model(model).graph_path("fp32", ("onnx", "openvino"), "search")
+        core = ov.Core()
+        compiled = core.compile_model(core.read_model(str(path)), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        counts: dict[str, int] = {}
+        for op in compiled.get_runtime_model().get_ops():
+            rt = op.get_rt_info()
+            kind = rt["primitiveType"].astype(str) if "primitiveType" in rt else ""
+            token = next((t for t in ISA_TOKENS if t in kind), None)
+            if token:
+                counts[token] = counts.get(token, 0) + 1
+        return counts
+    except Exception:  # noqa: BLE001 - best effort: no OpenVINO, no default model
+        return None
+
+
+def describe_isa(machine: dict) -> str:
+    """One line: the instruction-set cap and the OpenVINO kernels it produced."""
+    cap = machine.get("isa_cap")
+    kernels = machine.get("openvino_kernels")
+    seen = ", ".join(f"{k} x{v}" for k, v in sorted((kernels or {}).items(), key=lambda kv: -kv[1])) or "n/a"
+    head = (f"ONEDNN_MAX_CPU_ISA={cap} (caps OpenVINO's oneDNN kernels; ONNX Runtime and OpenCV are not capped)"
+            if cap else "no cap (every backend uses all of the CPU's instruction sets)")
+    return f"{head}; OpenVINO kernels compiled for the default model's search step, by ISA: {seen}"
+
+
 def machine_info() -> dict:
     return {
+        "isa_cap": isa_cap(),
+        "openvino_kernels": openvino_kernel_isas(),
         "cpu_model": cpu_model(),
         "logical_cores": os.cpu_count(),
         "physical_cores": physical_cores(),

@@ -9,7 +9,7 @@ import logging
 import math
 from pathlib import Path
 
-from .machine import describe
+from .machine import describe, describe_isa
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,7 @@ def markdown(result: dict) -> str:
     la = m.get("load_average_start"), m.get("load_average_end")
     lines = [f"## CPU speed ({result['created'][:10]}{', --quick smoke run' if result.get('quick') else ''})", "",
              f"- Machine: {describe(m)}",
+             f"- Instruction sets: {describe_isa(m)}",
              f"- Load average (1/5/15 min) at start {la[0]}, at end {la[1]}" if la[0] else "- Load average: n/a",
              f"- Versions: {versions}",
              f"- Source: `{src['name']}`, {src['frames_used']} of {src['frames_total']} frames "

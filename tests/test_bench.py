@@ -271,3 +271,22 @@ def test_readme_section_is_replaced(tmp_path):
     text = readme.read_text()
     assert "old" not in text and "new table" in text and text.endswith("## After\n")
     assert text.count(report.README_START) == 1
+
+
+def test_the_isa_cap_reaches_openvino_and_the_header_says_so():
+    """ONEDNN_MAX_CPU_ISA=AVX2 (the AVX2-only approximation) must change the kernels OpenVINO compiles,
+    and the bench header must name the cap; read in fresh processes (oneDNN reads it once)."""
+    import subprocess
+    import sys
+
+    code = ("import json; from mixformerv2_benchmarks.machine import machine_info, describe_isa; "
+            "m = machine_info(); print(json.dumps([m['openvino_kernels'], describe_isa(m)]))")
+    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_MAX_CPU_ISA"}
+    free, free_line = json.loads(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                                                text=True, check=True).stdout)
+    capped, capped_line = json.loads(subprocess.run([sys.executable, "-c", code],
+                                                    env={**env, "ONEDNN_MAX_CPU_ISA": "AVX2"},
+                                                    capture_output=True, text=True, check=True).stdout)
+    assert capped.get("avx2", 0) > 0 and "amx" not in capped
+    assert capped.get("avx512", 0) < free.get("avx512", 0) or free.get("avx512", 0) == 0
+    assert capped_line.startswith("ONEDNN_MAX_CPU_ISA=AVX2") and free_line.startswith("no cap")
