@@ -30,6 +30,7 @@ class OrtGraph:
         opts.log_severity_level = 3
         if occasional:
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.options = opts  # what the session was built with (ORT does not hand config entries back)
         try:
             self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception classes
