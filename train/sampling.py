@@ -178,10 +178,12 @@ def _gray(patches):
     return [cv2.cvtColor(cv2.cvtColor(p, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR) for p in patches]
 
 
-def render_real_sample(data, rng: np.random.Generator, template_size: int, search_size: int):
-    """One sample of real video (``real_video.Tracks``), same layout as :func:`render_sample`: half
-    positives, half look-alike negatives (another person at the crop centre, the target outside)."""
-    negative = rng.random() < 0.5
+def render_real_sample(data, rng: np.random.Generator, template_size: int, search_size: int,
+                       negative_rate: float = 0.5):
+    """One sample of real video (``real_video.Tracks``), same layout as :func:`render_sample`:
+    positives, and with ``negative_rate`` look-alike negatives (another person at the crop centre, the
+    target outside)."""
+    negative = rng.random() < negative_rate
     picked = None
     while picked is None:
         picked = sample_crops(data, rng, negative)

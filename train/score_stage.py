@@ -14,6 +14,7 @@ reads it; ``step`` stays the first stage's, ``score_step`` counts this stage); `
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import multiprocessing as mp
@@ -35,7 +36,7 @@ WARMUP_STEPS = 50
 
 
 def _producer(queue: mp.Queue, cache: str, peers: str, seed: int, start: int, batch: int, real_share: float,
-              t_size: int, s_size: int) -> None:
+              real_negatives: float, t_size: int, s_size: int) -> None:
     from assets import Assets
     from real_video import load_tracks
     from sampling import render_real_sample, render_sample
@@ -45,9 +46,11 @@ def _producer(queue: mp.Queue, cache: str, peers: str, seed: int, start: int, ba
     step = start
     while True:
         rng = np.random.default_rng([seed, STREAM, step])
-        items = [render_real_sample(data, rng, t_size, s_size) if rng.random() < real_share
-                 else render_sample(assets, rng, t_size, s_size) for _ in range(batch)]
-        queue.put((step, [np.stack([it[i] for it in items]).astype(np.float32) for i in range(6)]))
+        real = rng.random(batch) < real_share
+        items = [render_real_sample(data, rng, t_size, s_size, real_negatives) if r
+                 else render_sample(assets, rng, t_size, s_size) for r in real]
+        arrays = [np.stack([it[i] for it in items]).astype(np.float32) for i in range(6)]
+        queue.put((step, arrays + [real]))
         step += 1
 
 
@@ -65,6 +68,9 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--real-share", type=float, default=0.5, help="share of real-video samples per batch")
+    p.add_argument("--real-negatives", type=float, default=0.5, help="share of real samples that are look-alike negatives")
+    p.add_argument("--distill", type=float, default=0.0,
+                   help="weight of keeping the first stage's score on the synthetic samples (BCE to its probability)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", type=Path, default=Path("runs/cache"))
@@ -89,6 +95,7 @@ def main(argv=None) -> int:
     for q in head:
         q.requires_grad_(True)
     opt = torch.optim.AdamW(head, lr=args.lr, weight_decay=0.01)
+    teacher = copy.deepcopy(model.score_head).eval()  # the first stage's head, for --distill
     if args.resume:
         ck = torch.load(last, map_location="cpu", weights_only=True)
         model.load_state_dict(ck["net"])
@@ -99,7 +106,8 @@ def main(argv=None) -> int:
     stage = record.setdefault("score_stage", {
         "command": " ".join(["python", "train/score_stage.py", *(argv if argv is not None else sys.argv[1:])]),
         "init": str(args.init), "init_step": src.get("step"), "steps": args.steps, "seed": args.seed,
-        "batch": args.batch, "lr": args.lr, "real_share": args.real_share, "commit": _git_commit(),
+        "batch": args.batch, "lr": args.lr, "real_share": args.real_share, "real_negatives": args.real_negatives,
+        "distill": args.distill, "commit": _git_commit(),
         "versions": _versions(), "trained": "score head only; the rest frozen in eval mode"})
     from real_video import DATA_SOURCE
     if DATA_SOURCE not in record.setdefault("data_sources", []):
@@ -108,17 +116,23 @@ def main(argv=None) -> int:
     ctx = mp.get_context("spawn")
     queue: mp.Queue = ctx.Queue(maxsize=6)
     worker = ctx.Process(target=_producer, args=(queue, str(args.cache), str(args.peers), args.seed, step, args.batch,
-                                                 args.real_share, cfg.template_size, cfg.search_size), daemon=True)
+                                                 args.real_share, args.real_negatives, cfg.template_size,
+                                                 cfg.search_size), daemon=True)
     worker.start()
     t0, hist = time.time(), []
     while step < args.steps:
-        got, (t, o, s, _, _, label) = queue.get()
+        got, (t, o, s, _, _, label, real) = queue.get()
         if got != step:
             raise RuntimeError(f"data stream out of order: batch of step {got} at step {step}")
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.steps, args.lr)
-        _, score = model(torch.from_numpy(t), torch.from_numpy(o), torch.from_numpy(s))
+        with torch.no_grad():  # everything before the score head is frozen
+            tokens = model.pred_tokens(torch.from_numpy(t), torch.from_numpy(o), torch.from_numpy(s))
+        score = model.score_head(tokens)
         y = torch.from_numpy(label)
+        if args.distill > 0 and (~real).any():  # the first stage's probability as the target on synthetic samples
+            with torch.no_grad():
+                y = torch.where(torch.from_numpy(real), y, torch.sigmoid(teacher(tokens)[:, 0]))
         loss = F.binary_cross_entropy_with_logits(score[:, 0], y)
         opt.zero_grad()
         loss.backward()

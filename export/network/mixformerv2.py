@@ -61,12 +61,16 @@ class MixFormerV2(nn.Module):
         return self.box_head(pred_tokens), self.score_head(pred_tokens)
 
     def forward(self, template: Tensor, online_template: Tensor, search: Tensor) -> tuple[Tensor, Tensor]:
+        return self._heads(self.pred_tokens(template, online_template, search))
+
+    def pred_tokens(self, template: Tensor, online_template: Tensor, search: Tensor) -> Tensor:
+        """The prediction tokens (B, num_pred_tokens, D) that both heads read."""
         bb = self.backbone
         t = bb.template_tokens(template, online_template)
         x = torch.cat([t, bb.search_tokens(search)], dim=1)
         for blk in bb.blocks:
             x = blk(x, t.shape[1])
-        return self._heads(x[:, -self.cfg.num_pred_tokens:])
+        return x[:, -self.cfg.num_pred_tokens:]
 
     def encode_templates(self, template: Tensor, online_template: Tensor) -> Tensor:
         t = self.backbone.template_tokens(template, online_template)
