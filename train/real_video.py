@@ -25,6 +25,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mixformerv2_cpu.sources import VideoFileSource
+
 DEB = "opencv-doc_4.6.0+dfsg-12_all.deb"
 MEMBER = "./usr/share/doc/opencv-doc/examples/data/vtest.avi"
 SHA256 = "45cddc9490be69345cbdab64ca583be65987e864ca408038e648db99e10516cf"
@@ -152,14 +154,8 @@ def load_tracks(cache: Path, peers: Path = Path("../shared/data/peers"), teacher
     folder = cache / "vtest"
     frames_file, labels_file = folder / "frames.npy", folder / "tracks.json"
     if not frames_file.is_file():
-        cap = cv2.VideoCapture(str(vtest_video(cache)))
-        frames = []
-        while True:
-            ok, f = cap.read()
-            if not ok:
-                break
-            frames.append(f)
-        np.save(frames_file, np.stack(frames))
+        with VideoFileSource(vtest_video(cache)) as video:
+            np.save(frames_file, np.stack([f.image for f in video]))
     frames = np.load(frames_file, mmap_mode="r")
     if not labels_file.is_file():
         if teacher_factory is None:

@@ -65,8 +65,8 @@ class OpenVinoGraph:
         if threads:
             self.config["INFERENCE_NUM_THREADS"] = int(threads)
         self._requests: dict[int, ov.InferRequest] = {}
-        self._bound: dict[tuple[int, str], np.ndarray] = {}  # (batch, input) -> the caller's array bound there
-        self._held: dict[tuple[int, str], np.ndarray] = {}  # (batch, input) -> the memory the request reads
+        # (batch, input) -> (the caller's array kept bound there or None, the memory the request reads)
+        self._bound: dict[tuple[int, str], tuple[np.ndarray | None, np.ndarray]] = {}
 
     def _read(self) -> ov.Model:
         try:
@@ -90,16 +90,13 @@ class OpenVinoGraph:
         """Point input ``name`` at ``array`` (shared memory) unless it already is. Only a C-contiguous
         float32 array is kept bound (its later in-place changes are seen); anything else is bound
         as a converted copy for this call only."""
-        if self._bound.get((batch, name)) is array:
+        bound = self._bound.get((batch, name))
+        if bound is not None and bound[0] is array:
             return
         ready = isinstance(array, np.ndarray) and array.dtype == np.float32 and array.flags.c_contiguous
         data = array if ready else np.ascontiguousarray(array, dtype=np.float32)
         req.set_tensor(name, ov.Tensor(data, shared_memory=True))
-        self._held[(batch, name)] = data  # the request reads this memory: keep it alive while bound
-        if ready:
-            self._bound[(batch, name)] = array
-        else:
-            self._bound.pop((batch, name), None)
+        self._bound[(batch, name)] = (array if ready else None, data)  # data stays alive while bound
 
     def __call__(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         check_feeds(self, feeds)
