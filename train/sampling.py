@@ -199,7 +199,11 @@ def render_real_sample(data, rng: np.random.Generator, template_size: int, searc
 
 
 def render_batch(a: Assets, rng: np.random.Generator, n: int, template_size: int, search_size: int):
-    items = [render_sample(a, rng, template_size, search_size) for _ in range(n)]
+    return stack_samples([render_sample(a, rng, template_size, search_size) for _ in range(n)])
+
+
+def stack_samples(items) -> list[np.ndarray]:
+    """Samples (each the 6-tuple of :func:`render_sample`) -> the 6 float32 batch arrays."""
     return [np.stack([it[i] for it in items]).astype(np.float32) for i in range(6)]
 
 

@@ -39,7 +39,7 @@ def _producer(queue: mp.Queue, cache: str, peers: str, seed: int, start: int, ba
               real_negatives: float, t_size: int, s_size: int) -> None:
     from assets import Assets
     from real_video import load_tracks
-    from sampling import render_real_sample, render_sample
+    from sampling import render_real_sample, render_sample, stack_samples
 
     torch.set_num_threads(1)
     assets, data = Assets.load(Path(cache)), load_tracks(Path(cache), Path(peers))
@@ -49,8 +49,7 @@ def _producer(queue: mp.Queue, cache: str, peers: str, seed: int, start: int, ba
         real = rng.random(batch) < real_share
         items = [render_real_sample(data, rng, t_size, s_size, real_negatives) if r
                  else render_sample(assets, rng, t_size, s_size) for r in real]
-        arrays = [np.stack([it[i] for it in items]).astype(np.float32) for i in range(6)]
-        queue.put((step, arrays + [real]))
+        queue.put((step, stack_samples(items) + [real]))
         step += 1
 
 
