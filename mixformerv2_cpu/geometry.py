@@ -82,7 +82,7 @@ def map_back(pred_cxcywh: Sequence[float], prev_box: Sequence[float], search_siz
     return (cx_img - 0.5 * w, cy_img - 0.5 * h, w, h)
 
 
-def clip_box(box: Sequence[float], height: int, width: int, margin: int = 10) -> Box:
+def clip_box(box: Sequence[float], height: int, width: int, margin: float = 10) -> Box:
     """Reference ``clip_box``: keep at least ``margin`` px of the box inside the image.
 
     x1 = min(max(0, x1), W - margin); x2 = min(max(margin, x2), W); w = max(margin, x2 - x1).

@@ -47,6 +47,8 @@ class Preset:
     growth_factors: search-factor multipliers of the grown crops around the last box that start
         the candidate cycle (empty: none).
     tile_stride: distance of the whole-frame tiles, in crop sides (crops at the target's scale).
+    min_box_side: smallest box side (px) a prediction is clipped to, and how much of the box stays
+        inside the frame (the reference ``clip_box`` margin: 10).
     """
 
     name: str = "custom"
@@ -65,6 +67,7 @@ class Preset:
     max_crops_per_frame: int = 6
     growth_factors: tuple[float, ...] = (1.5,)
     tile_stride: float = 0.5
+    min_box_side: float = 10.0
 
     def __post_init__(self) -> None:
         def bad(key: str, expected: str) -> PresetError:
@@ -90,6 +93,9 @@ class Preset:
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 <= v <= 1):
                 raise bad(key, "a number in [0, 1]")
+        v = self.min_box_side
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (1 <= v <= 10):
+            raise bad("min_box_side", "a number of pixels in [1, 10]")
         v = self.tile_stride
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 < v <= 1):
             raise bad("tile_stride", "a number in (0, 1] (crop sides)")

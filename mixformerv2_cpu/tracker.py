@@ -185,7 +185,8 @@ class MultiTracker:
         (4, bins) -> Prediction with the clipped image box and the image position of every bin."""
         m = self.engine.meta
         h, w = self._session.size
-        box = clip_box(map_back(pred, spec.box, m.search_size, crop.resize_factor), h, w)
+        box = clip_box(map_back(pred, spec.box, m.search_size, crop.resize_factor), h, w,
+                       margin=self.preset.min_box_side)
         return Prediction(box, score, probs, spec.box, m.search_size / crop.resize_factor)
 
     def _batch_templates(self, owner: np.ndarray) -> TemplateState:

@@ -74,6 +74,13 @@ def test_clip_box_keeps_ten_pixels_inside():
     assert clip_box((10, 10, -5, 4), 100, 200) == (10, 10, 10, 10)
 
 
+def test_clip_box_margin_lets_tiny_boxes_stay_tiny():
+    # a 4x3 px box survives a 2 px margin; at the border 2 px of it stay inside
+    assert clip_box((50, 40, 4, 3), 100, 200, margin=2) == (50, 40, 4, 3)
+    assert clip_box((50, 40, 4, 3), 100, 200) == (50, 40, 10, 10)
+    assert clip_box((199, 99, 4, 3), 100, 200, margin=2) == (198, 98, 2, 2)
+
+
 @pytest.mark.parametrize("box, msg", [
     ((0, 0, 0, 5), "must be > 0"), ((0, 0, -1, 5), "must be > 0"), ((np.nan, 0, 5, 5), "finite"),
     ((300, 0, 5, 5), "wholly outside"), ((-10, -10, 5, 5), "wholly outside"), ((1, 2, 3), "4 numbers"),

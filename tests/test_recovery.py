@@ -239,7 +239,8 @@ def test_presets_turn_recovery_on_in_default_only():
 
 @pytest.mark.parametrize("params", [{"recovery": 1}, {"lost_frames": 0}, {"max_crops_per_frame": 2.5},
                                     {"reacquire_threshold": 1.5}, {"tile_stride": 0}, {"growth_factors": [0.5]},
-                                    {"growth_factors": 1.5}, {"lost_ratio": -1}, {"candidate_threshold": True}])
+                                    {"growth_factors": 1.5}, {"lost_ratio": -1}, {"candidate_threshold": True},
+                                    {"min_box_side": 0}, {"min_box_side": 12}, {"min_box_side": True}])
 def test_invalid_recovery_values(params):
     with pytest.raises(PresetError):
         load_preset(params, "small")

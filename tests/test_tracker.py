@@ -97,3 +97,22 @@ def test_import_leaves_torch_unimported():
             "mixformerv2_cpu.backends.onnxruntime; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_min_box_side_bounds_the_reported_box(export_small, clip):
+    """The preset's min_box_side is the clip margin of every prediction: the same tiny-target update
+    gives clip_box(expected edges, margin=min_box_side), with 1 px and with the reference's 10."""
+    from mixformerv2_cpu.geometry import clip_box
+
+    frames, tiny = clip["synthetic__frames_bgr"], (60.0, 50.0, 4.0, 3.0)
+    h, w = frames.shape[1:3]
+    boxes = {}
+    for side in (1, 10):
+        t = Tracker(export_small, backend="onnxruntime", preset={"min_box_side": side})
+        t.init(frames[0], tiny)
+        _, box = t.update(frames[1])
+        p = t.last_prediction
+        l, t_, r, b = [(p.distributions[k] * p.edge_positions[k]).sum() for k in range(4)]
+        assert box == pytest.approx(clip_box((l, t_, r - l, b - t_), h, w, margin=side), abs=1e-6)
+        boxes[side] = box
+    assert min(boxes[1][2:]) < 10 <= min(boxes[10][2:])
