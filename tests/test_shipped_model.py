@@ -16,10 +16,11 @@ from mixformerv2_cpu import Tracker
 from mixformerv2_cpu.registry import list_models, resolve_model
 
 ROOT = Path(__file__).resolve().parents[1]
-# AUC measured at shipping (models/MODEL_CARD.md, OpenVINO fp32, 2 threads, this test's code path).
-# A box left at the init position scores 0.056 on wakeboard10 (fast camera motion, scale change x6.9)
-# and 0.016 on truck4_2 (a ~10x6 px truck seen from a drone), so the floors need real tracking.
-MEASURED = {"wakeboard10": 0.507, "truck4_2": 0.714}
+# AUC measured at shipping (models/MODEL_CARD.md, OpenVINO fp32, 2 threads, this test's code path):
+# building4 is one of the five held-out sequences (never used for a choice), truck4_2 a tuning one.
+# A box left at the init position scores 0.024 on building4 and 0.016 on truck4_2 (a ~10x6 px truck
+# seen from a drone), so the floors need real tracking.
+MEASURED = {"building4": 0.685, "truck4_2": 0.712}
 MARGIN = 0.10
 
 
