@@ -51,15 +51,28 @@ def batch_rng(seed: int, step: int) -> np.random.Generator:
     return np.random.default_rng([seed, step])
 
 
-def _producer(queue: mp.Queue, cache: str, seed: int, start: int, batch: int, t_size: int, s_size: int) -> None:
+def _producer(queue: mp.Queue, cache: str, seed: int, start: int, batch: int, t_size: int, s_size: int,
+              real_share: float = 0.0, real_negatives: float = 0.5, peers: str = "") -> None:
     torch.set_num_threads(1)
     import cv2
 
     cv2.setNumThreads(1)
     assets = Assets.load(Path(cache))
+    if real_share > 0:
+        from real_video import load_tracks
+        from sampling import render_real_sample, render_sample, stack_samples
+
+        data = load_tracks(Path(cache), Path(peers))
     step = start
     while True:
-        queue.put((step, render_batch(assets, batch_rng(seed, step), batch, t_size, s_size)))
+        rng = batch_rng(seed, step)
+        if real_share > 0:  # the batch's first draw picks which items are real video
+            real = rng.random(batch) < real_share
+            items = [render_real_sample(data, rng, t_size, s_size, real_negatives) if r
+                     else render_sample(assets, rng, t_size, s_size) for r in real]
+            queue.put((step, stack_samples(items)))
+        else:
+            queue.put((step, render_batch(assets, rng, batch, t_size, s_size)))
         step += 1
 
 
@@ -257,6 +270,14 @@ def main(argv=None) -> int:
     p.add_argument("--init", type=Path, help="continue from a weights release (train/release.py: fp32 weights, "
                    "step, steps, seed, run record; the AdamW moments are not in it and start again from zero)")
     p.add_argument("--resume", action="store_true", help="continue <out>/last.pth.tar (same steps, seed, stream)")
+    p.add_argument("--finetune", type=Path, help="start a new run (its own --steps, --lr, --seed, schedule) from the "
+                   "weights of a finished one (last.pth.tar or a weights release); the stem is not re-initialised")
+    p.add_argument("--real-share", type=float, default=0.0,
+                   help="share of each batch drawn from real video (train/real_video.py: people in vtest.avi, "
+                        "positives with boxes and look-alike negatives)")
+    p.add_argument("--real-negatives", type=float, default=0.5, help="share of the real samples that are negatives")
+    p.add_argument("--peers", type=Path, default=Path("../shared/data/peers"),
+                   help="peer trackers folder (FEAR-XS labels the real video once; cached under --cache)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-every", type=float, default=5.0, help="minutes between checkpoints")
     p.add_argument("--snapshot-every", type=int, default=0, help="also keep step_<k>.pth.tar (weights) every k steps")
@@ -284,13 +305,27 @@ def main(argv=None) -> int:
         record = json.loads(record_path.read_text())
         print(f"resumed at step {step} of {total}", flush=True)
     else:
-        init_weights(model)
-        print("stem weights loaded:", load_nanotrack_features(model.backbone.patch_embed, str(args.stem_init)))
+        if args.finetune:
+            src = torch.load(args.finetune, map_location="cpu", weights_only=True)
+            model.load_state_dict(src["net"])
+            aux.load_state_dict(src["aux"])
+            print(f"fine-tuning the weights of {args.finetune} (step {src['step']})", flush=True)
+        else:
+            init_weights(model)
+            print("stem weights loaded:", load_nanotrack_features(model.backbone.patch_embed, str(args.stem_init)))
         step, total = 0, args.steps or 0
         record = {"command": " ".join(["python", "train/train.py", *(argv if argv is not None else sys.argv[1:])]),
                   "seed": args.seed, "batch": args.batch, "lr": args.lr, "config": dataclasses.asdict(CONFIG),
                   "stem_init": str(args.stem_init), "commit": _git_commit(), "versions": _versions(),
-                  "data_sources": DATA_SOURCES, "sessions": []}
+                  "data_sources": DATA_SOURCES, "real_share": args.real_share,
+                  "real_negatives": args.real_negatives, "sessions": []}
+        if args.real_share > 0:
+            from real_video import DATA_SOURCE
+            record["data_sources"] = [*DATA_SOURCES, DATA_SOURCE]
+        if args.finetune:
+            parent = src.get("run")
+            record["finetuned_from"] = {"weights": str(args.finetune), "step": src["step"],
+                                        "run": json.loads(parent) if parent else None}
         if args.init:  # a weights release: same run, same data stream, fresh optimizer moments
             src = torch.load(args.init, map_location="cpu", weights_only=True)
             model.load_state_dict(src["net"])
@@ -310,8 +345,10 @@ def main(argv=None) -> int:
         opt.load_state_dict(ck["opt"])
     ctx = mp.get_context("spawn")
     queue: mp.Queue = ctx.Queue(maxsize=6)
+    real_share = record.get("real_share", 0.0)  # a resumed run keeps its own mix
     worker = ctx.Process(target=_producer, args=(queue, str(args.cache), args.seed, step, args.batch,
-                                                 CONFIG.template_size, CONFIG.search_size), daemon=True)
+                                                 CONFIG.template_size, CONFIG.search_size, real_share,
+                                                 record.get("real_negatives", 0.5), str(args.peers)), daemon=True)
     worker.start()
     model.train()
     session = {"commit": _git_commit(), "from_step": step, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
