@@ -2,24 +2,35 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
+import cv2
 import numpy as np
+
+
+@lru_cache(maxsize=8)
+def _affine(mean: tuple[float, ...], std: tuple[float, ...]) -> tuple[tuple[float, float], ...]:
+    """Per RGB channel (scale, offset) with (x/255 - mean)/std == x*scale - offset."""
+    return tuple((1.0 / (255.0 * s), m / s) for m, s in zip(mean, std))
 
 
 def normalize_patch(patch_bgr: np.ndarray, mean: Sequence[float], std: Sequence[float],
                     out: np.ndarray | None = None) -> np.ndarray:
     """BGR uint8 patch (S,S,3) -> RGB float32 (1,3,S,S), (x/255 - mean) / std per channel.
 
-    ``out``: an optional float32 (3,S,S) array to write into (e.g. one slot of a batch); then
-    ``out[None]`` is returned. The channel flip, the uint8 -> float conversion and the scaling
-    happen in one strided pass (no intermediate copies). The reference converts OpenCV's BGR
-    frames to RGB before cropping; flipping the channel order of the crop is the same thing.
+    ``out``: an optional C-contiguous float32 (3,S,S) array to write into (e.g. one slot of a
+    batch); then ``out[None]`` is returned. Each output plane is written by one OpenCV pass over
+    its channel (split, then scale+offset with the float conversion fused): about half the time
+    of the equivalent numpy expression. The reference converts OpenCV's BGR frames to RGB before
+    cropping; taking the crop's channels in reverse order is the same thing.
     """
-    scale = (1.0 / (255.0 * np.asarray(std, dtype=np.float64))).astype(np.float32)[:, None, None]
-    offset = (np.asarray(mean, dtype=np.float64) / np.asarray(std, dtype=np.float64)).astype(np.float32)[:, None, None]
+    shape = (3,) + patch_bgr.shape[:2]
     if out is None:
-        out = np.empty((3,) + patch_bgr.shape[:2], np.float32)
-    rgb_chw = patch_bgr.transpose(2, 0, 1)[::-1]  # a view
-    np.multiply(rgb_chw, scale, out=out, dtype=np.float32, casting="unsafe")
-    out -= offset
+        out = np.empty(shape, np.float32)
+    elif out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}, "
+                         f"got {out.dtype} {out.shape} (contiguous: {out.flags.c_contiguous})")
+    bgr = cv2.split(patch_bgr)
+    for c, (scale, offset) in enumerate(_affine(tuple(map(float, mean)), tuple(map(float, std)))):
+        cv2.addWeighted(bgr[2 - c], scale, bgr[2 - c], 0.0, -offset, dst=out[c], dtype=cv2.CV_32F)
     return out[None]

@@ -98,6 +98,19 @@ def test_normalize_patch_flips_to_rgb_and_normalises():
     np.testing.assert_allclose(out[0, :, 0, 0], [(1 - 0.485) / 0.229, -0.456 / 0.224, -0.406 / 0.225], rtol=1e-6)
 
 
+def test_normalize_patch_writes_into_a_batch_slot():
+    rng = np.random.default_rng(0)
+    patch = rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+    batch = np.zeros((2, 3, 5, 7), np.float32)
+    returned = normalize_patch(patch, mean, std, out=batch[1])
+    expected = (patch[..., ::-1].astype(np.float64) / 255 - mean) / std  # RGB, HWC
+    np.testing.assert_allclose(batch[1], expected.transpose(2, 0, 1), atol=1e-6)
+    assert np.shares_memory(returned, batch) and not batch[0].any()
+    with pytest.raises(ValueError, match=r"C-contiguous float32 array of shape \(3, 5, 7\)"):
+        normalize_patch(patch, mean, std, out=np.zeros((3, 5, 14), np.float32)[:, :, ::2])
+
+
 def test_decode_distribution_expectation():
     bins = 4
     logits = np.full((1, 4, bins), -1e9)
