@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1)")
     p.add_argument("--threads", type=int, help="threads per tracker (default: cores // workers)")
     p.add_argument("--backend", default="openvino", choices=("openvino", "onnxruntime"))
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "int8", "bf16"),
+                   help="precision of the MixFormerV2 trackers (default auto: what Tracker() picks here)")
     p.add_argument("--preset", help="MixFormerV2 preset name (default: the tracker's default)")
     p.add_argument("--protocol", choices=("ope", "recovery"), default="ope",
                    help="ope: one pass over every sequence (default); recovery: also absent-and-reappear cases "
@@ -132,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("two trackers share a label; name them with LABEL=NAME")
         for spec in specs:  # fail fast, with the reason, before any worker starts
             make_tracker(spec.target, threads=1, backend=args.backend, peers_dir=peers_dir,
-                         preset=spec.preset if spec.preset is not None else args.preset)
+                         preset=spec.preset if spec.preset is not None else args.preset, precision=args.precision)
     except (DatasetError, PeerUnavailable, ValueError, OSError, ImportError, TrackerError) as exc:
         print(f"mixformerv2-eval: error: {exc}", file=sys.stderr)
         return 2
@@ -150,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         return _main_recovery(args, dataset, specs, workers, peers_dir, every)
     summary, failures = evaluate(dataset, specs, args.out, workers=workers, backend=args.backend,
                                  preset=args.preset, peers_dir=peers_dir, resume=not args.no_resume,
-                                 dask=args.dask, progress=not args.no_progress, plots=not args.no_plots)
+                                 dask=args.dask, progress=not args.no_progress, plots=not args.no_plots,
+                                 precision=args.precision)
     from .plots import markdown_summary
     print(markdown_summary(summary, per_sequence=False))
     print(f"results: {ResultStore(args.out, dataset.name).root}")
@@ -178,7 +181,7 @@ def _main_recovery(args: argparse.Namespace, dataset: Dataset, specs: list[Track
     summary, failures = evaluate_recovery(dataset, specs, args.out, workers=workers, backend=args.backend,
                                           preset=args.preset, peers_dir=peers_dir, resume=not args.no_resume,
                                           dask=args.dask, progress=not args.no_progress, groups=groups,
-                                          plots=not args.no_plots, pool=every)
+                                          plots=not args.no_plots, pool=every, precision=args.precision)
     print(markdown_recovery(summary))
     print(f"results: {Path(args.out) / dataset.name / 'recovery'}")
     for res in failures:

@@ -59,6 +59,7 @@ class Job:
     backend: str = "openvino"
     preset: str | None = None
     peers_dir: str | None = None
+    precision: str = "auto"
 
 
 @dataclass
@@ -104,7 +105,8 @@ def job_tracker(job: Job):
         pass
     preset = job.spec.preset if job.spec.preset is not None else job.preset
     return make_tracker(job.spec.target, threads=job.spec.threads, backend=job.backend,
-                        peers_dir=Path(job.peers_dir) if job.peers_dir else None, preset=preset)
+                        peers_dir=Path(job.peers_dir) if job.peers_dir else None, preset=preset,
+                        precision=job.precision)
 
 
 def track_frames(tracker, frames: Sequence, init_box: Box, read: Callable) -> Track:

@@ -186,7 +186,7 @@ def write_summary(summary: dict, root: Path, plots: bool = True) -> list[Path]:
 def evaluate(dataset: Dataset, specs: Seq[TrackerSpec], out_dir: Path, workers: int = 1,
              backend: str = "openvino", preset: str | None = None, peers_dir: Path | None = None,
              resume: bool = True, dask: str | None = None, progress: bool = True,
-             plots: bool = True) -> tuple[dict, list[JobResult]]:
+             plots: bool = True, precision: str = "auto") -> tuple[dict, list[JobResult]]:
     """Run every tracker on every sequence not yet finished, then write the summary and plots.
 
     ``dask``: None (local processes), ``"local"`` (a LocalCluster of ``workers`` processes) or a
@@ -194,7 +194,7 @@ def evaluate(dataset: Dataset, specs: Seq[TrackerSpec], out_dir: Path, workers: 
     """
     store = ResultStore(out_dir, dataset.name)
     jobs = [Job(spec, seq.name, tuple(str(f) for f in seq.frames), seq.init_box, backend, preset,
-                str(peers_dir) if peers_dir else None)
+                str(peers_dir) if peers_dir else None, precision)
             for spec in specs for seq in dataset.sequences
             if not (resume and store.is_done(spec.label, seq.name, len(seq)))]
     done = len(specs) * len(dataset.sequences) - len(jobs)

@@ -216,13 +216,14 @@ _IMPORT_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
 def make_tracker(name: str | None, threads: int | None = None, backend: str = "openvino",
-                 peers_dir: Path | None = None, preset: str | None = None) -> Any:
+                 peers_dir: Path | None = None, preset: str | None = None, precision: str = "auto") -> Any:
     """Tracker factory of the evaluation runner.
 
     * a peer name (PEERS) -> :func:`make_peer`;
     * ``"module.path:Factory"`` -> ``Factory(threads=threads)`` from an importable module (custom trackers);
     * anything else (a registered model name, an export folder, ``"default"`` or None for the default
-      model) -> ``mixformerv2_cpu.Tracker(model=..., backend=backend, preset=preset, threads=threads)``;
+      model) -> ``mixformerv2_cpu.Tracker(model=..., backend=backend, preset=preset, threads=threads,
+      precision=precision)`` (peers have one precision and ignore it);
       ``preset`` is a preset name, a JSON file, or ``key=value,...`` overrides of 'default'
       (:func:`preset_arg`).
     """
@@ -234,7 +235,7 @@ def make_tracker(name: str | None, threads: int | None = None, backend: str = "o
     from mixformerv2_cpu import Tracker  # lazy: benchmarks import without the runtime
 
     model = None if name in (None, "default") else name
-    return Tracker(model=model, backend=backend, preset=preset_arg(preset), threads=threads)
+    return Tracker(model=model, backend=backend, preset=preset_arg(preset), threads=threads, precision=precision)
 
 
 def preset_arg(text: str | None) -> Any:

@@ -231,7 +231,7 @@ def evaluate_recovery(dataset, specs: Sequence[TrackerSpec], out_dir: Path, work
                       backend: str = "openvino", preset: str | None = None, peers_dir: Path | None = None,
                       resume: bool = True, dask: str | None = None, progress: bool = True,
                       groups: dict[str, Sequence[str]] | None = None, plots: bool = True,
-                      pool: Sequence | None = None) -> tuple[dict, list[JobResult]]:
+                      pool: Sequence | None = None, precision: str = "auto") -> tuple[dict, list[JobResult]]:
     """Run the ordinary one-pass evaluation of the unmodified sequences and every tracker on every
     recovery case not yet finished; write ``summary.json`` / ``summary.md`` under
     ``<out>/<dataset>/recovery/``. ``pool``: the sequences donors come from (default: the
@@ -239,12 +239,14 @@ def evaluate_recovery(dataset, specs: Sequence[TrackerSpec], out_dir: Path, work
     failed job results)."""
 
     ope, failures = evaluate(dataset, specs, out_dir, workers=workers, backend=backend, preset=preset,
-                             peers_dir=peers_dir, resume=resume, dask=dask, progress=progress, plots=plots)
+                             peers_dir=peers_dir, resume=resume, dask=dask, progress=progress, plots=plots,
+                             precision=precision)
     cases, skipped = dataset_cases(dataset, pool=pool)
     for why in skipped:
         log.warning("recovery case not made: %s", why)
     store = RecoveryStore(out_dir, dataset.name)
-    jobs = [RecoveryJob(spec, c.name, c.frames, c.init_box, backend, preset, str(peers_dir) if peers_dir else None)
+    jobs = [RecoveryJob(spec, c.name, c.frames, c.init_box, backend, preset, str(peers_dir) if peers_dir else None,
+                        precision)
             for spec in specs for c in cases if not (resume and store.is_done(spec.label, c))]
     bar = Progress(len(jobs), enabled=progress)
 

@@ -280,3 +280,13 @@ def test_first_frame_only_ground_truth_gives_results_without_scores(tmp_path, fa
     assert summary["trackers"]["f"]["overall"]["auc"] is None
     assert summary["trackers"]["f"]["sequences"]["vid"]["frames"] == 5
     assert "| f | n/a |" in (root / "summary.md").read_text()
+
+
+def test_precision_reaches_the_tracker_and_unexported_precisions_fail_fast(export_small, seqs, tmp_path, capsys):
+    trk = P.make_tracker(str(export_small), threads=1, backend="onnxruntime", precision="fp32")
+    assert (trk.engine.backend, trk.engine.precision) == ("onnxruntime", "fp32")
+    # the export has fp32 graphs only: asking the runner for int8 names the problem before any worker starts
+    rc = A.main(["--dataset", str(seqs), "--tracker", str(export_small), "--backend", "onnxruntime",
+                 "--precision", "int8", "--out", str(tmp_path / "out"), "--no-progress"])
+    assert rc == 2
+    assert "int8" in capsys.readouterr().err

@@ -79,14 +79,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sequences", type=Path, default=Path("../shared/data/sequences"))
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--backend", default="onnxruntime", help="backend of the model (default onnxruntime)")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "int8", "bf16"),
+                   help="precision of the model (default auto: what Tracker() picks on this machine)")
     args = p.parse_args(argv)
     trackers = [f"model={args.model}", *args.peer]
     sets = {"color": args.sequences.resolve(), "gray": gray_copy(args.sequences.resolve(), args.out / "gray")}
-    report: dict = {"tuning": TUNING, "held_out": HELD_OUT, "model": args.model, "trackers": {}}
+    report: dict = {"tuning": TUNING, "held_out": HELD_OUT, "model": args.model, "backend": args.backend,
+                    "precision": args.precision, "trackers": {}}
     for kind, root in sets.items():
         eval_out = args.out / f"eval_{kind}"
         argv_eval = ["--dataset", str(root), "--workers", str(args.workers), "--threads", "1", "--out", str(eval_out),
-                     "--backend", args.backend, "--no-progress"]
+                     "--backend", args.backend, "--precision", args.precision, "--no-progress"]
         for t in trackers:
             argv_eval += ["--tracker", t]
         if accuracy.main(argv_eval) not in (0,):
