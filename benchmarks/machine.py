@@ -64,20 +64,40 @@ def openvino_kernel_isas(model: str | None = None) -> dict[str, int] | None:
         return None
 
 
+OPENCV_DISABLE_ENV = "OPENCV_CPU_DISABLE"  # OpenCV's runtime switch-off of dispatched instruction sets
+
+
+def opencv_cpu_features() -> str | None:
+    """OpenCV's dispatch line (``cv2.getCPUFeaturesLine()``: ``*`` = dispatched, ``?`` = switched off
+    by OPENCV_CPU_DISABLE), or None without OpenCV."""
+    try:
+        import cv2
+        return cv2.getCPUFeaturesLine()
+    except Exception:  # noqa: BLE001 - best effort
+        return None
+
+
 def describe_isa(machine: dict) -> str:
-    """One line: the instruction-set cap and the OpenVINO kernels it produced."""
+    """One line: the instruction-set caps and what they produced (OpenVINO kernels, OpenCV dispatch)."""
     cap = machine.get("isa_cap")
     kernels = machine.get("openvino_kernels")
     seen = ", ".join(f"{k} x{v}" for k, v in sorted((kernels or {}).items(), key=lambda kv: -kv[1])) or "n/a"
-    head = (f"ONEDNN_MAX_CPU_ISA={cap} (caps OpenVINO's oneDNN kernels; ONNX Runtime and OpenCV are not capped)"
-            if cap else "no cap (every backend uses all of the CPU's instruction sets)")
-    return f"{head}; OpenVINO kernels compiled for the default model's search step, by ISA: {seen}"
+    cv_off = machine.get("opencv_cpu_disable")
+    caps = ([f"ONEDNN_MAX_CPU_ISA={cap} (OpenVINO's oneDNN kernels)"] if cap else []) + \
+        ([f"{OPENCV_DISABLE_ENV}={cv_off} (OpenCV, incl. its DNN: NanoTrack, VitTrack)"] if cv_off else [])
+    head = ("caps: " + "; ".join(caps) + "; ONNX Runtime is not capped (MLAS dispatches on CPUID)" if caps
+            else "no cap (every backend uses all of the CPU's instruction sets)")
+    cv_line = machine.get("opencv_cpu_features")
+    return (f"{head}; OpenVINO kernels compiled for the default model's search step, by ISA: {seen}"
+            + (f"; OpenCV dispatch (`?` = switched off): {cv_line}" if cv_line and cv_off else ""))
 
 
 def machine_info() -> dict:
     return {
         "isa_cap": isa_cap(),
         "openvino_kernels": openvino_kernel_isas(),
+        "opencv_cpu_disable": os.environ.get(OPENCV_DISABLE_ENV, "").strip() or None,
+        "opencv_cpu_features": opencv_cpu_features(),
         "cpu_model": cpu_model(),
         "logical_cores": os.cpu_count(),
         "physical_cores": physical_cores(),

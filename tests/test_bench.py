@@ -281,7 +281,7 @@ def test_the_isa_cap_reaches_openvino_and_the_header_says_so():
 
     code = ("import json; from mixformerv2_benchmarks.machine import machine_info, describe_isa; "
             "m = machine_info(); print(json.dumps([m['openvino_kernels'], describe_isa(m)]))")
-    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_MAX_CPU_ISA"}
+    env = {k: v for k, v in os.environ.items() if k not in ("ONEDNN_MAX_CPU_ISA", "OPENCV_CPU_DISABLE")}
     free, free_line = json.loads(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                                                 text=True, check=True).stdout)
     capped, capped_line = json.loads(subprocess.run([sys.executable, "-c", code],
@@ -289,4 +289,24 @@ def test_the_isa_cap_reaches_openvino_and_the_header_says_so():
                                                     capture_output=True, text=True, check=True).stdout)
     assert capped.get("avx2", 0) > 0 and "amx" not in capped
     assert capped.get("avx512", 0) < free.get("avx512", 0) or free.get("avx512", 0) == 0
-    assert capped_line.startswith("ONEDNN_MAX_CPU_ISA=AVX2") and free_line.startswith("no cap")
+    assert capped_line.startswith("caps: ONEDNN_MAX_CPU_ISA=AVX2") and free_line.startswith("no cap")
+
+
+def test_the_opencv_cap_reaches_opencv_and_the_header_says_so():
+    """OPENCV_CPU_DISABLE switches off OpenCV's dispatched AVX-512 kernels (NanoTrack/VitTrack run on
+    OpenCV's DNN); the header names the switch and shows OpenCV's own dispatch line."""
+    import subprocess
+    import sys
+
+    code = ("import json, cv2; from mixformerv2_benchmarks.machine import machine_info, describe_isa; "
+            "m = machine_info(); print(json.dumps([cv2.getCPUFeaturesLine(), describe_isa(m)]))")
+    env = {k: v for k, v in os.environ.items() if k not in ("ONEDNN_MAX_CPU_ISA", "OPENCV_CPU_DISABLE")}
+    free, free_line = json.loads(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                                                text=True, check=True).stdout)
+    capped, capped_line = json.loads(subprocess.run(
+        [sys.executable, "-c", code], env={**env, "OPENCV_CPU_DISABLE": "AVX512-SKX"},
+        capture_output=True, text=True, check=True).stdout)
+    assert capped_line.startswith("caps: OPENCV_CPU_DISABLE=AVX512-SKX") and "OpenCV dispatch" in capped_line
+    assert "OpenCV dispatch" not in free_line
+    if "*AVX512-SKX" in free.split():  # a CPU (and OpenCV build) that dispatches AVX-512: now switched off
+        assert "*AVX512-SKX?" in capped.split() and capped.split() != free.split()
