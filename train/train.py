@@ -104,6 +104,20 @@ def init_weights(model: MixFormerV2) -> None:
         model.box_head.layers[1][1].weight.fill_(5.0)
 
 
+def resize_search_pos_embed(state: dict, cfg: ModelConfig) -> dict:
+    """A state dict whose search position embedding (1, g*g, D) is resized (bicubic, as ViTs are
+    fine-tuned at a new resolution) to ``cfg``'s search grid; unchanged when it already fits."""
+    key = "backbone.pos_embed_s"
+    pos = state[key]
+    grid = cfg.search_size // cfg.patch_size
+    old = int(round(pos.shape[1] ** 0.5))
+    if old == grid:
+        return state
+    img = pos.reshape(1, old, old, -1).permute(0, 3, 1, 2)
+    img = F.interpolate(img, size=(grid, grid), mode="bicubic", align_corners=False)
+    return {**state, key: img.permute(0, 2, 3, 1).reshape(1, grid * grid, -1)}
+
+
 def giou_loss(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     """pred/gt (N,4) x1,y1,x2,y2 -> 1 - GIoU per box."""
     px1, py1 = torch.minimum(pred[:, 0], pred[:, 2]), torch.minimum(pred[:, 1], pred[:, 3])
@@ -276,6 +290,9 @@ def main(argv=None) -> int:
                    help="share of each batch drawn from real video (train/real_video.py: people in vtest.avi, "
                         "positives with boxes and look-alike negatives)")
     p.add_argument("--real-negatives", type=float, default=0.5, help="share of the real samples that are negatives")
+    p.add_argument("--search-size", type=int, default=CONFIG.search_size,
+                   help="search crop side in px (multiple of 16); with --finetune from another size the search "
+                        "position embedding is resized (bicubic) to the new token grid")
     p.add_argument("--peers", type=Path, default=Path("../shared/data/peers"),
                    help="peer trackers folder (FEAR-XS labels the real video once; cached under --cache)")
     p.add_argument("--seed", type=int, default=0)
@@ -287,10 +304,14 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
-    model = MixFormerV2(CONFIG)
-    aux = AuxHead(CONFIG.embed_dim)
-    tapped = tap_search_tokens(model)
     last = args.out / "last.pth.tar"
+    if args.resume and last.is_file():  # a resumed run keeps its own configuration
+        cfg = ModelConfig(**torch.load(last, map_location="cpu", weights_only=True)["config"])
+    else:
+        cfg = dataclasses.replace(CONFIG, search_size=args.search_size)
+    model = MixFormerV2(cfg)
+    aux = AuxHead(cfg.embed_dim)
+    tapped = tap_search_tokens(model)
     record_path = args.out / "run.json"
     ck, restart = None, None
     if args.resume:
@@ -307,7 +328,7 @@ def main(argv=None) -> int:
     else:
         if args.finetune:
             src = torch.load(args.finetune, map_location="cpu", weights_only=True)
-            model.load_state_dict(src["net"])
+            model.load_state_dict(resize_search_pos_embed(src["net"], cfg))
             aux.load_state_dict(src["aux"])
             print(f"fine-tuning the weights of {args.finetune} (step {src['step']})", flush=True)
         else:
@@ -315,7 +336,7 @@ def main(argv=None) -> int:
             print("stem weights loaded:", load_nanotrack_features(model.backbone.patch_embed, str(args.stem_init)))
         step, total = 0, args.steps or 0
         record = {"command": " ".join(["python", "train/train.py", *(argv if argv is not None else sys.argv[1:])]),
-                  "seed": args.seed, "batch": args.batch, "lr": args.lr, "config": dataclasses.asdict(CONFIG),
+                  "seed": args.seed, "batch": args.batch, "lr": args.lr, "config": dataclasses.asdict(cfg),
                   "stem_init": str(args.stem_init), "commit": _git_commit(), "versions": _versions(),
                   "data_sources": DATA_SOURCES, "real_share": args.real_share,
                   "real_negatives": args.real_negatives, "sessions": []}
@@ -347,7 +368,7 @@ def main(argv=None) -> int:
     queue: mp.Queue = ctx.Queue(maxsize=6)
     real_share = record.get("real_share", 0.0)  # a resumed run keeps its own mix
     worker = ctx.Process(target=_producer, args=(queue, str(args.cache), args.seed, step, args.batch,
-                                                 CONFIG.template_size, CONFIG.search_size, real_share,
+                                                 cfg.template_size, cfg.search_size, real_share,
                                                  record.get("real_negatives", 0.5), str(args.peers)), daemon=True)
     worker.start()
     model.train()
@@ -370,7 +391,7 @@ def main(argv=None) -> int:
             print(f"step {step}/{total} {(time.time() - t0) / 60:.1f}min lr {lr_at(step, total, args.lr):.2e} "
                   + " ".join(f"{k} {v:.3f}" for k, v in mean.items()), flush=True)
         if args.snapshot_every and step % args.snapshot_every == 0:
-            torch.save({"net": model.state_dict(), "config": dataclasses.asdict(CONFIG), "step": step},
+            torch.save({"net": model.state_dict(), "config": dataclasses.asdict(cfg), "step": step},
                        args.out / f"step_{step}.pth.tar")
         if time.time() - last_save > 60 * args.save_every:
             _save(model, aux, opt, step, total, args.seed, last)
@@ -412,7 +433,7 @@ def _write_record(record: dict, session: dict, step: int, tail: list, t0: float,
 
 def _save(model, aux, opt, step, total, seed, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
-    torch.save({"net": model.state_dict(), "config": dataclasses.asdict(CONFIG), "step": step, "total_steps": total,
+    torch.save({"net": model.state_dict(), "config": dataclasses.asdict(model.cfg), "step": step, "total_steps": total,
                 "seed": seed, "opt": opt.state_dict(), "aux": aux.state_dict()}, tmp)
     tmp.replace(path)
 
