@@ -1,0 +1,36 @@
+"""Training helpers (train/): resolution change of a fine-tune, data stream."""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
+import train  # noqa: E402  (train/train.py)
+
+
+def test_search_pos_embed_is_resized_to_the_new_grid():
+    cfg160 = dataclasses.replace(train.CONFIG, search_size=160)  # 12x12 -> 10x10 tokens
+    grid = torch.arange(12, dtype=torch.float32)
+    ramp = grid[None, :].expand(12, 12)  # embedding value = column index, every channel
+    pos = ramp.reshape(1, 144, 1).expand(1, 144, 4).clone()
+    out = train.resize_search_pos_embed({"backbone.pos_embed_s": pos, "other": pos}, cfg160)
+    new = out["backbone.pos_embed_s"]
+    assert new.shape == (1, 100, 4) and out["other"] is pos
+    cols = new.reshape(10, 10, 4)[..., 0]
+    # bicubic resampling of a linear ramp: rows identical, columns increasing, end points inside 0..11
+    assert torch.allclose(cols, cols[:1].expand(10, 10))
+    assert (cols[0, 1:] > cols[0, :-1]).all() and 0 <= cols[0, 0] < 1 and 10 < cols[0, -1] <= 11
+    same = train.resize_search_pos_embed({"backbone.pos_embed_s": pos}, train.CONFIG)
+    assert same["backbone.pos_embed_s"] is pos  # already the right grid: untouched
+
+
+def test_batch_stream_depends_on_seed_and_step_only():
+    a = train.batch_rng(1, 500).random(4)
+    assert np.array_equal(a, train.batch_rng(1, 500).random(4))
+    assert not np.array_equal(a, train.batch_rng(0, 500).random(4))
+    assert not np.array_equal(a, train.batch_rng(1, 501).random(4))
