@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from assets import DATA_SOURCES, Assets  # noqa: E402
-from sampling import render_batch  # noqa: E402
+from sampling import GRAY_RATE, render_batch  # noqa: E402
 
 from mixformerv2_export.network import MixFormerV2, ModelConfig, decode_ltrb  # noqa: E402
 from mixformerv2_export.checkpoint import load_nanotrack_features  # noqa: E402
@@ -52,11 +52,16 @@ def batch_rng(seed: int, step: int) -> np.random.Generator:
 
 
 def _producer(queue: mp.Queue, cache: str, seed: int, start: int, batch: int, t_size: int, s_size: int,
-              real_share: float = 0.0, real_negatives: float = 0.5, peers: str = "") -> None:
+              real_share: float = 0.0, real_negatives: float = 0.5, peers: str = "",
+              gray_rate: float | None = None) -> None:
     torch.set_num_threads(1)
     import cv2
 
+    import sampling
+
     cv2.setNumThreads(1)
+    if gray_rate is not None:
+        sampling.GRAY_RATE = gray_rate
     assets = Assets.load(Path(cache))
     if real_share > 0:
         from real_video import load_tracks
@@ -290,6 +295,7 @@ def main(argv=None) -> int:
                    help="share of each batch drawn from real video (train/real_video.py: people in vtest.avi, "
                         "positives with boxes and look-alike negatives)")
     p.add_argument("--real-negatives", type=float, default=0.5, help="share of the real samples that are negatives")
+    p.add_argument("--gray-rate", type=float, help=f"share of grayscale samples (default {GRAY_RATE})")
     p.add_argument("--search-size", type=int, default=CONFIG.search_size,
                    help="search crop side in px (multiple of 16); with --finetune from another size the search "
                         "position embedding is resized (bicubic) to the new token grid")
@@ -339,7 +345,8 @@ def main(argv=None) -> int:
                   "seed": args.seed, "batch": args.batch, "lr": args.lr, "config": dataclasses.asdict(cfg),
                   "stem_init": str(args.stem_init), "commit": _git_commit(), "versions": _versions(),
                   "data_sources": DATA_SOURCES, "real_share": args.real_share,
-                  "real_negatives": args.real_negatives, "sessions": []}
+                  "real_negatives": args.real_negatives,
+                  "gray_rate": GRAY_RATE if args.gray_rate is None else args.gray_rate, "sessions": []}
         if args.real_share > 0:
             from real_video import DATA_SOURCE
             record["data_sources"] = [*DATA_SOURCES, DATA_SOURCE]
@@ -369,7 +376,8 @@ def main(argv=None) -> int:
     real_share = record.get("real_share", 0.0)  # a resumed run keeps its own mix
     worker = ctx.Process(target=_producer, args=(queue, str(args.cache), args.seed, step, args.batch,
                                                  cfg.template_size, cfg.search_size, real_share,
-                                                 record.get("real_negatives", 0.5), str(args.peers)), daemon=True)
+                                                 record.get("real_negatives", 0.5), str(args.peers),
+                                                 record.get("gray_rate")), daemon=True)
     worker.start()
     model.train()
     session = {"commit": _git_commit(), "from_step": step, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
