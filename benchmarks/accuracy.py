@@ -30,7 +30,7 @@ from pathlib import Path
 
 from .datasets import FORMATS, Dataset, load_dataset
 from .distributed import Job, JobResult, TrackerSpec, run_job
-from .ope import Progress, ResultStore, evaluate, summarize, write_summary  # noqa: F401 (API of the harness)
+from .ope import Progress, ResultStore, SettingsMismatch, evaluate, summarize, write_summary  # noqa: F401 (API of the harness)
 from .peers import ENV_PEERS_DIR, PEERS, default_peers_dir, make_tracker
 
 __all__ = ["Job", "JobResult", "TrackerSpec", "ResultStore", "evaluate", "main", "parse_tracker", "run_job",
@@ -150,10 +150,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"WARNING: skipped sequence {name}: {reason}", file=sys.stderr)
     if args.protocol == "recovery":
         return _main_recovery(args, dataset, specs, workers, peers_dir, every)
-    summary, failures = evaluate(dataset, specs, args.out, workers=workers, backend=args.backend,
-                                 preset=args.preset, peers_dir=peers_dir, resume=not args.no_resume,
-                                 dask=args.dask, progress=not args.no_progress, plots=not args.no_plots,
-                                 precision=args.precision)
+    try:
+        summary, failures = evaluate(dataset, specs, args.out, workers=workers, backend=args.backend,
+                                     preset=args.preset, peers_dir=peers_dir, resume=not args.no_resume,
+                                     dask=args.dask, progress=not args.no_progress, plots=not args.no_plots,
+                                     precision=args.precision)
+    except SettingsMismatch as exc:
+        print(f"mixformerv2-eval: error: {exc}", file=sys.stderr)
+        return 2
     from .plots import markdown_summary
     print(markdown_summary(summary, per_sequence=False))
     print(f"results: {ResultStore(args.out, dataset.name).root}")
@@ -178,10 +182,14 @@ def _main_recovery(args: argparse.Namespace, dataset: Dataset, specs: list[Track
         kept = {s.name for s in dataset.sequences}
         groups = {"tuning": [n for n in tuning if n in kept],
                   "held-out": [n for n in names if n not in tuning and n in kept]}
-    summary, failures = evaluate_recovery(dataset, specs, args.out, workers=workers, backend=args.backend,
-                                          preset=args.preset, peers_dir=peers_dir, resume=not args.no_resume,
-                                          dask=args.dask, progress=not args.no_progress, groups=groups,
-                                          plots=not args.no_plots, pool=every, precision=args.precision)
+    try:
+        summary, failures = evaluate_recovery(dataset, specs, args.out, workers=workers, backend=args.backend,
+                                              preset=args.preset, peers_dir=peers_dir, resume=not args.no_resume,
+                                              dask=args.dask, progress=not args.no_progress, groups=groups,
+                                              plots=not args.no_plots, pool=every, precision=args.precision)
+    except SettingsMismatch as exc:
+        print(f"mixformerv2-eval: error: {exc}", file=sys.stderr)
+        return 2
     print(markdown_recovery(summary))
     print(f"results: {Path(args.out) / dataset.name / 'recovery'}")
     for res in failures:

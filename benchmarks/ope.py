@@ -20,6 +20,10 @@ from .metrics import PROTOCOLS, aggregate, evaluate_sequence, fps_from_times
 log = logging.getLogger(__name__)
 
 
+class SettingsMismatch(ValueError):
+    """An output folder holds results of the same tracker label made with other settings."""
+
+
 class ResultStore:
     """Result files of one dataset under ``<out>/<dataset>/`` (layout in the module docstring)."""
 
@@ -34,6 +38,26 @@ class ResultStore:
 
     def error_file(self, tracker: str, seq: str) -> Path:
         return self.root / tracker / f"{seq}.error.txt"
+
+    def settings_file(self, tracker: str) -> Path:
+        return self.root / tracker / "settings.json"
+
+    def check_settings(self, tracker: str, settings: dict, resume: bool) -> None:
+        """Record what a tracker label's results are made with; with ``resume``, refuse results of the
+        same label made with other settings (they would be mixed into this run's summary)."""
+        path = self.settings_file(tracker)
+        if resume and path.is_file():
+            try:
+                old = json.loads(path.read_text())
+            except ValueError:
+                old = None
+            if old != settings:
+                diff = ", ".join(f"{k}={(old or {}).get(k)!r} there, {v!r} now" for k, v in settings.items()
+                                 if (old or {}).get(k) != v) or "unreadable settings file"
+                raise SettingsMismatch(f"{path.parent}: results of tracker {tracker!r} were made with other "
+                                       f"settings ({diff}); use another --out, another label, or --no-resume")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(path, json.dumps(settings, sort_keys=True))
 
     def trackers(self) -> list[str]:
         """Labels of every tracker folder holding at least one result."""
@@ -183,6 +207,17 @@ def write_summary(summary: dict, root: Path, plots: bool = True) -> list[Path]:
     return paths
 
 
+def run_settings(spec: TrackerSpec, backend: str, preset: str | None, precision: str) -> dict:
+    """What a tracker's results depend on besides its code: the target, and for MixFormerV2 trackers the
+    backend, precision and preset (peers and custom factories do not take them)."""
+    from .peers import tracker_kind
+
+    if tracker_kind(spec.target) != "mixformerv2":
+        return {"target": spec.target}
+    return {"target": spec.target, "backend": backend, "precision": precision,
+            "preset": spec.preset if spec.preset is not None else preset}
+
+
 def evaluate(dataset: Dataset, specs: Seq[TrackerSpec], out_dir: Path, workers: int = 1,
              backend: str = "openvino", preset: str | None = None, peers_dir: Path | None = None,
              resume: bool = True, dask: str | None = None, progress: bool = True,
@@ -193,6 +228,8 @@ def evaluate(dataset: Dataset, specs: Seq[TrackerSpec], out_dir: Path, workers: 
     scheduler address. Returns (summary dict, results of the jobs that failed).
     """
     store = ResultStore(out_dir, dataset.name)
+    for spec in specs:
+        store.check_settings(spec.label, run_settings(spec, backend, preset, precision), resume)
     jobs = [Job(spec, seq.name, tuple(str(f) for f in seq.frames), seq.init_box, backend, preset,
                 str(peers_dir) if peers_dir else None, precision)
             for spec in specs for seq in dataset.sequences

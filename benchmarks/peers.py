@@ -215,6 +215,15 @@ def available_peers(peers_dir: Path | None = None) -> dict[str, str | None]:
 _IMPORT_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
+def tracker_kind(name: str | None) -> str:
+    """What :func:`make_tracker` builds for ``name``: "peer", "factory" (``module:Factory``) or "mixformerv2"."""
+    if name is not None and name.lower() in PEERS:
+        return "peer"
+    if name is not None and _IMPORT_SPEC.match(name) and not Path(name).exists():
+        return "factory"
+    return "mixformerv2"
+
+
 def make_tracker(name: str | None, threads: int | None = None, backend: str = "openvino",
                  peers_dir: Path | None = None, preset: str | None = None, precision: str = "auto") -> Any:
     """Tracker factory of the evaluation runner.
@@ -227,9 +236,10 @@ def make_tracker(name: str | None, threads: int | None = None, backend: str = "o
       ``preset`` is a preset name, a JSON file, or ``key=value,...`` overrides of 'default'
       (:func:`preset_arg`).
     """
-    if name is not None and name.lower() in PEERS:
+    kind = tracker_kind(name)
+    if kind == "peer":
         return make_peer(name, threads=threads, peers_dir=peers_dir)
-    if name is not None and _IMPORT_SPEC.match(name) and not Path(name).exists():
+    if kind == "factory":
         mod_name, attr = name.split(":")
         return getattr(importlib.import_module(mod_name), attr)(threads=threads)
     from mixformerv2_cpu import Tracker  # lazy: benchmarks import without the runtime

@@ -290,3 +290,21 @@ def test_precision_reaches_the_tracker_and_unexported_precisions_fail_fast(expor
                  "--precision", "int8", "--out", str(tmp_path / "out"), "--no-progress"])
     assert rc == 2
     assert "int8" in capsys.readouterr().err
+
+
+def test_resume_refuses_results_made_with_other_settings(export_small, seqs, tmp_path, capsys):
+    """The same label and --out with another precision must not mix old results into the new summary."""
+    out = tmp_path / "out"
+    base = ["--dataset", str(seqs), "--tracker", f"m={export_small}", "--tracker", "kcf", "--backend", "onnxruntime",
+            "--out", str(out), "--no-progress", "--no-plots", "--sequences", "a"]
+    assert A.main(base + ["--precision", "fp32"]) == 0
+    settings = json.loads((out / "seqs" / "m" / "settings.json").read_text())
+    assert settings == {"target": str(export_small), "backend": "onnxruntime", "precision": "fp32", "preset": None}
+    assert json.loads((out / "seqs" / "kcf" / "settings.json").read_text()) == {"target": "kcf"}
+    capsys.readouterr()
+    assert A.main(base + ["--precision", "auto"]) == 2
+    err = capsys.readouterr().err
+    assert "precision='fp32' there, 'auto' now" in err and "--no-resume" in err
+    assert A.main(base + ["--precision", "fp32"]) == 0  # same settings: resumes
+    assert A.main(base + ["--precision", "auto", "--no-resume"]) == 0  # rerun replaces them
+    assert json.loads((out / "seqs" / "m" / "settings.json").read_text())["precision"] == "auto"
