@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("two trackers share a label; name them with LABEL=NAME")
         for spec in specs:  # fail fast, with the reason, before any worker starts
             make_tracker(spec.target, threads=1, backend=args.backend, peers_dir=peers_dir,
-                         preset=spec.preset if spec.preset is not None else args.preset, precision=args.precision)
+                         preset=spec.preset_or(args.preset), precision=args.precision)
     except (DatasetError, PeerUnavailable, ValueError, OSError, ImportError, TrackerError) as exc:
         print(f"mixformerv2-eval: error: {exc}", file=sys.stderr)
         return 2

@@ -47,6 +47,10 @@ class TrackerSpec:
     threads: int
     preset: str | None = None
 
+    def preset_or(self, run_preset: str | None) -> str | None:
+        """This tracker's preset, else the run's."""
+        return self.preset if self.preset is not None else run_preset
+
 
 @dataclass(frozen=True)
 class Job:
@@ -103,9 +107,8 @@ def job_tracker(job: Job):
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     except AttributeError:  # pragma: no cover
         pass
-    preset = job.spec.preset if job.spec.preset is not None else job.preset
     return make_tracker(job.spec.target, threads=job.spec.threads, backend=job.backend,
-                        peers_dir=Path(job.peers_dir) if job.peers_dir else None, preset=preset,
+                        peers_dir=Path(job.peers_dir) if job.peers_dir else None, preset=job.spec.preset_or(job.preset),
                         precision=job.precision)
 
 

@@ -215,7 +215,7 @@ def run_settings(spec: TrackerSpec, backend: str, preset: str | None, precision:
     if tracker_kind(spec.target) != "mixformerv2":
         return {"target": spec.target}
     return {"target": spec.target, "backend": backend, "precision": precision,
-            "preset": spec.preset if spec.preset is not None else preset}
+            "preset": spec.preset_or(preset)}
 
 
 def evaluate(dataset: Dataset, specs: Seq[TrackerSpec], out_dir: Path, workers: int = 1,
