@@ -20,6 +20,11 @@ from .errors import PresetError
 VARIANT_KEYS = ("small", "base", "other")
 
 
+def _is_number(v: object) -> bool:
+    """An int or float, not a bool (JSON true/false would pass isinstance(v, int))."""
+    return not isinstance(v, bool) and isinstance(v, (int, float))
+
+
 @dataclass(frozen=True)
 class Preset:
     """Rules of the tracker for one benchmark / use.
@@ -75,13 +80,13 @@ class Preset:
 
         for key in ("search_factor", "template_factor"):
             v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            if not _is_number(v) or not math.isfinite(v) or v <= 0:
                 raise bad(key, "a finite number > 0")
         if isinstance(self.update_interval, bool) or not isinstance(self.update_interval, int) or self.update_interval < 1:
             raise bad("update_interval", "an integer >= 1")
         for key, lo_open in (("update_gate", False), ("lost_threshold", False), ("score_decay", True)):
             v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 <= v <= 1) or (lo_open and v == 0):
+            if not _is_number(v) or not (0 <= v <= 1) or (lo_open and v == 0):
                 raise bad(key, "a number in (0, 1]" if lo_open else "a number in [0, 1]")
         if not isinstance(self.recovery, bool):
             raise bad("recovery", "true or false")
@@ -91,17 +96,17 @@ class Preset:
                 raise bad(key, "an integer >= 1")
         for key in ("lost_ratio", "candidate_threshold", "reacquire_threshold", "reacquire_ratio"):
             v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 <= v <= 1):
+            if not _is_number(v) or not (0 <= v <= 1):
                 raise bad(key, "a number in [0, 1]")
         v = self.min_box_side
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (1 <= v <= 10):
+        if not _is_number(v) or not (1 <= v <= 10):
             raise bad("min_box_side", "a number of pixels in [1, 10]")
         v = self.tile_stride
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 < v <= 1):
+        if not _is_number(v) or not (0 < v <= 1):
             raise bad("tile_stride", "a number in (0, 1] (crop sides)")
         g = self.growth_factors
         if isinstance(g, (str, bytes)) or not isinstance(g, (list, tuple)) or not all(
-                not isinstance(f, bool) and isinstance(f, (int, float)) and math.isfinite(f) and f >= 1 for f in g):
+                _is_number(f) and math.isfinite(f) and f >= 1 for f in g):
             raise bad("growth_factors", "a list of numbers >= 1 (may be empty)")
         object.__setattr__(self, "growth_factors", tuple(float(f) for f in g))
 
