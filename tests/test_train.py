@@ -34,3 +34,19 @@ def test_batch_stream_depends_on_seed_and_step_only():
     assert np.array_equal(a, train.batch_rng(1, 500).random(4))
     assert not np.array_equal(a, train.batch_rng(0, 500).random(4))
     assert not np.array_equal(a, train.batch_rng(1, 501).random(4))
+
+
+def test_box_distill_loss_is_the_edge_kl_summed_over_edges():
+    teacher = torch.zeros(2, 4, 3)  # uniform over 3 bins on every edge
+    assert float(train.box_distill_loss(teacher.clone(), teacher)) == pytest.approx(0.0, abs=1e-7)
+    student = teacher.clone()
+    student[0, 1] = torch.log(torch.tensor([0.5, 0.25, 0.25]))  # one edge of one sample moved
+    # KL(uniform || (1/2, 1/4, 1/4)) = 1/3 (ln(2/3) + 2 ln(4/3)); the batch mean halves it
+    expected = (np.log(2 / 3) + 2 * np.log(4 / 3)) / 3 / 2
+    assert float(train.box_distill_loss(student, teacher)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_distill_boxes_needs_a_starting_model(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        train.main(["--out", str(tmp_path), "--steps", "10", "--distill-boxes", "1"])
+    assert "--distill-boxes needs --finetune" in capsys.readouterr().err

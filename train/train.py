@@ -206,7 +206,14 @@ def focal_heatmap_loss(logit: torch.Tensor, heat: torch.Tensor) -> torch.Tensor:
     return (pos_loss + neg_loss) / pos.sum().clamp(min=1)
 
 
-def losses(model, aux, tapped, batch):
+def box_distill_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """KL(teacher || student) of the four edge distributions: logits (N,4,bins) each -> scalar, mean over
+    samples, summed over edges."""
+    return F.kl_div(F.log_softmax(student, -1), F.log_softmax(teacher, -1), log_target=True,
+                    reduction="none").sum(-1).sum(-1).mean()
+
+
+def losses(model, aux, tapped, batch, teacher=None, distill_weight=0.0):
     t, o, s, ltrb, valid, label = (torch.from_numpy(x) for x in batch)
     logits, score = model(t, o, s)
     box = decode_ltrb(logits)  # cx,cy,w,h
@@ -221,10 +228,17 @@ def losses(model, aux, tapped, batch):
     grid = model.cfg.search_size // model.cfg.patch_size
     l_aux = focal_heatmap_loss(aux(tapped["search"]), centre_heatmap(ltrb, valid, grid))
     total = l_dfl + 2 * l_giou + 5 * l_l1 + l_score + l_aux
+    parts = {}
+    if teacher is not None:  # keep the boxes of the weights we started from, on every sample
+        with torch.no_grad():
+            t_logits, _ = teacher(t, o, s)
+        l_distill = box_distill_loss(logits, t_logits)
+        total = total + distill_weight * l_distill
+        parts["distill"] = l_distill.item()
     with torch.no_grad():
         acc = ((score[:, 0] > 0) == (label > 0.5)).float().mean()
     return total, {"dfl": l_dfl.item(), "giou": l_giou.item(), "l1": l_l1.item(), "score": l_score.item(),
-                   "aux": l_aux.item(), "score_acc": acc.item(), "giou_metric": 1 - l_giou.item()}
+                   "aux": l_aux.item(), "score_acc": acc.item(), "giou_metric": 1 - l_giou.item(), **parts}
 
 
 REWARM_STEPS = 100  # after continuing from a weights release (fresh AdamW moments): ramp the lr up again
@@ -301,12 +315,18 @@ def main(argv=None) -> int:
                         "position embedding is resized (bicubic) to the new token grid")
     p.add_argument("--peers", type=Path, default=Path("../shared/data/peers"),
                    help="peer trackers folder (FEAR-XS labels the real video once; cached under --cache)")
+    p.add_argument("--distill-boxes", type=float, default=0.0, metavar="WEIGHT",
+                   help="with --finetune: add WEIGHT x KL(start || student) of the edge distributions on every "
+                        "sample (a frozen copy of the starting weights is the teacher), so the score can learn "
+                        "from real negatives while the boxes stay those of the starting model")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-every", type=float, default=5.0, help="minutes between checkpoints")
     p.add_argument("--snapshot-every", type=int, default=0, help="also keep step_<k>.pth.tar (weights) every k steps")
     args = p.parse_args(argv)
     if (args.steps is None) == (args.minutes is None) and not (args.resume or args.init):
         p.error("give exactly one of --steps and --minutes")
+    if args.distill_boxes and not args.finetune and not args.resume:
+        p.error("--distill-boxes needs --finetune (the starting weights are the teacher)")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -345,7 +365,7 @@ def main(argv=None) -> int:
                   "seed": args.seed, "batch": args.batch, "lr": args.lr, "config": dataclasses.asdict(cfg),
                   "stem_init": str(args.stem_init), "commit": _git_commit(), "versions": _versions(),
                   "data_sources": DATA_SOURCES, "real_share": args.real_share,
-                  "real_negatives": args.real_negatives,
+                  "real_negatives": args.real_negatives, "distill_boxes": args.distill_boxes,
                   "gray_rate": GRAY_RATE if args.gray_rate is None else args.gray_rate, "sessions": []}
         if args.real_share > 0:
             from real_video import DATA_SOURCE
@@ -366,6 +386,12 @@ def main(argv=None) -> int:
                                        "optimizer_state": "AdamW moments reset (not in the release); "
                                                           f"lr re-warmed over {REWARM_STEPS} steps"})
             restart = step
+    teacher, distill = None, record.get("distill_boxes", 0.0)  # a resumed run keeps its own weight
+    if distill:
+        teacher = MixFormerV2(cfg)
+        src = torch.load(record["finetuned_from"]["weights"], map_location="cpu", weights_only=True)
+        teacher.load_state_dict(resize_search_pos_embed(src["net"], cfg))
+        teacher.eval().requires_grad_(False)
     groups = param_groups(model, aux, args.lr)
     params = [q for g in groups for q in g["params"]]
     opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=0.05)
@@ -386,12 +412,14 @@ def main(argv=None) -> int:
     if not total:  # --minutes: time 30 steps at the warm-up rate, then fix the step count
         probe = time.time()
         for _ in range(30):
-            step = _train_step(model, aux, tapped, opt, params, queue, step, 10 ** 9, args.lr, hist, restart)
+            step = _train_step(model, aux, tapped, opt, params, queue, step, 10 ** 9, args.lr, hist, restart,
+                               teacher, distill)
         total = int(args.minutes * 60 / ((time.time() - probe) / 30))
         print(f"--minutes {args.minutes}: {total} steps", flush=True)
     record["steps"] = total
     while step < total:
-        step = _train_step(model, aux, tapped, opt, params, queue, step, total, args.lr, hist, restart)
+        step = _train_step(model, aux, tapped, opt, params, queue, step, total, args.lr, hist, restart,
+                           teacher, distill)
         if step % 50 == 0:
             mean = {k: float(np.mean([h[k] for h in hist])) for k in hist[0]}
             tail = (tail + [mean])[-4:]
@@ -412,14 +440,15 @@ def main(argv=None) -> int:
     return 0
 
 
-def _train_step(model, aux, tapped, opt, params, queue, step, total, base_lr, hist, restart=None) -> int:
+def _train_step(model, aux, tapped, opt, params, queue, step, total, base_lr, hist, restart=None,
+                teacher=None, distill=0.0) -> int:
     got, batch = queue.get()
     if got != step:
         raise RuntimeError(f"data stream out of order: batch of step {got} at step {step}")
     lr = lr_at(step, total, base_lr, restart)
     for g in opt.param_groups:
         g["lr"] = lr * g["scale"]
-    total_loss, parts = losses(model, aux, tapped, batch)
+    total_loss, parts = losses(model, aux, tapped, batch, teacher, distill)
     opt.zero_grad()
     total_loss.backward()
     torch.nn.utils.clip_grad_norm_(params, 1.0)
