@@ -50,3 +50,33 @@ def test_distill_boxes_needs_a_starting_model(tmp_path, capsys):
     with pytest.raises(SystemExit):
         train.main(["--out", str(tmp_path), "--steps", "10", "--distill-boxes", "1"])
     assert "--distill-boxes needs --finetune" in capsys.readouterr().err
+
+
+def test_distill_score_trains_synthetic_samples_towards_the_teacher():
+    import copy
+
+    import torch.nn.functional as F
+
+    cfg = dataclasses.replace(train.CONFIG, search_size=64, template_size=32)
+    torch.manual_seed(0)
+    model = train.MixFormerV2(cfg).eval()
+    aux, tapped = train.AuxHead(cfg.embed_dim), train.tap_search_tokens(model)
+    teacher = copy.deepcopy(model)
+    with torch.no_grad():  # make the teacher's scores differ from the student's
+        teacher.score_head.layers[-1].bias += 2.0
+    rng = np.random.default_rng(0)
+    t, o = (rng.standard_normal((2, 3, 32, 32)).astype(np.float32) for _ in range(2))
+    s = rng.standard_normal((2, 3, 64, 64)).astype(np.float32)
+    ltrb = np.tile(np.float32([0.4, 0.4, 0.6, 0.6]), (2, 1))
+    ones, label, real = np.ones(2, np.float32), np.float32([1, 0]), np.float32([1, 0])
+    batch = [t, o, s, ltrb, ones, label, real]
+    with torch.no_grad():
+        _, score = model(*(torch.from_numpy(x) for x in (t, o, s)))
+        _, t_score = teacher(*(torch.from_numpy(x) for x in (t, o, s)))
+        _, parts = train.losses(model, aux, tapped, batch, teacher, 1.0, distill_score=True)
+    target = torch.tensor([1.0, float(torch.sigmoid(t_score[1, 0]))])  # real: its label; synthetic: teacher
+    assert parts["score"] == pytest.approx(float(F.binary_cross_entropy_with_logits(score[:, 0], target)), rel=1e-5)
+    with torch.no_grad():
+        _, plain = train.losses(model, aux, tapped, batch, teacher, 1.0)
+    assert plain["score"] == pytest.approx(
+        float(F.binary_cross_entropy_with_logits(score[:, 0], torch.from_numpy(label))), rel=1e-5)

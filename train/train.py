@@ -75,7 +75,7 @@ def _producer(queue: mp.Queue, cache: str, seed: int, start: int, batch: int, t_
             real = rng.random(batch) < real_share
             items = [render_real_sample(data, rng, t_size, s_size, real_negatives) if r
                      else render_sample(assets, rng, t_size, s_size) for r in real]
-            queue.put((step, stack_samples(items)))
+            queue.put((step, stack_samples(items) + [real.astype(np.float32)]))
         else:
             queue.put((step, render_batch(assets, rng, batch, t_size, s_size)))
         step += 1
@@ -213,8 +213,13 @@ def box_distill_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tens
                     reduction="none").sum(-1).sum(-1).mean()
 
 
-def losses(model, aux, tapped, batch, teacher=None, distill_weight=0.0):
-    t, o, s, ltrb, valid, label = (torch.from_numpy(x) for x in batch)
+def losses(model, aux, tapped, batch, teacher=None, distill_weight=0.0, distill_score=False):
+    """Total loss and its parts. ``batch``: the 6 arrays of ``stack_samples`` and, with real video in
+    the mix, a 7th: (N,) 1.0 where the sample is real video. With ``distill_score`` (needs the teacher)
+    the score of synthetic samples is trained towards the teacher's probability instead of the label,
+    so only the real samples move the score away from the starting model's calibration."""
+    t, o, s, ltrb, valid, label = (torch.from_numpy(x) for x in batch[:6])
+    real = torch.from_numpy(batch[6]) if len(batch) > 6 else torch.zeros_like(label)
     logits, score = model(t, o, s)
     box = decode_ltrb(logits)  # cx,cy,w,h
     pred = torch.stack([box[:, 0] - box[:, 2] / 2, box[:, 1] - box[:, 3] / 2,
@@ -224,17 +229,20 @@ def losses(model, aux, tapped, batch, teacher=None, distill_weight=0.0):
     l_dfl = (dfl_loss(logits, ltrb) * valid).sum() / n
     l_giou = (giou_loss(pred, ltrb) * valid).sum() / n
     l_l1 = ((pred - ltrb).abs().mean(-1) * valid).sum() / n
-    l_score = F.binary_cross_entropy_with_logits(score[:, 0], label)
     grid = model.cfg.search_size // model.cfg.patch_size
     l_aux = focal_heatmap_loss(aux(tapped["search"]), centre_heatmap(ltrb, valid, grid))
-    total = l_dfl + 2 * l_giou + 5 * l_l1 + l_score + l_aux
-    parts = {}
+    parts, target = {}, label
     if teacher is not None:  # keep the boxes of the weights we started from, on every sample
         with torch.no_grad():
-            t_logits, _ = teacher(t, o, s)
+            t_logits, t_score = teacher(t, o, s)
         l_distill = box_distill_loss(logits, t_logits)
-        total = total + distill_weight * l_distill
         parts["distill"] = l_distill.item()
+        if distill_score:
+            target = torch.where(real > 0, label, torch.sigmoid(t_score[:, 0]))
+    l_score = F.binary_cross_entropy_with_logits(score[:, 0], target)
+    total = l_dfl + 2 * l_giou + 5 * l_l1 + l_score + l_aux
+    if teacher is not None:
+        total = total + distill_weight * l_distill
     with torch.no_grad():
         acc = ((score[:, 0] > 0) == (label > 0.5)).float().mean()
     return total, {"dfl": l_dfl.item(), "giou": l_giou.item(), "l1": l_l1.item(), "score": l_score.item(),
@@ -319,6 +327,9 @@ def main(argv=None) -> int:
                    help="with --finetune: add WEIGHT x KL(start || student) of the edge distributions on every "
                         "sample (a frozen copy of the starting weights is the teacher), so the score can learn "
                         "from real negatives while the boxes stay those of the starting model")
+    p.add_argument("--distill-score", action="store_true",
+                   help="with --distill-boxes: the score of synthetic samples learns the teacher's probability, "
+                        "the real-video samples their labels (only real video moves the calibration)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-every", type=float, default=5.0, help="minutes between checkpoints")
     p.add_argument("--snapshot-every", type=int, default=0, help="also keep step_<k>.pth.tar (weights) every k steps")
@@ -327,6 +338,8 @@ def main(argv=None) -> int:
         p.error("give exactly one of --steps and --minutes")
     if args.distill_boxes and not args.finetune and not args.resume:
         p.error("--distill-boxes needs --finetune (the starting weights are the teacher)")
+    if args.distill_score and not args.distill_boxes:
+        p.error("--distill-score needs --distill-boxes (the teacher)")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -366,6 +379,7 @@ def main(argv=None) -> int:
                   "stem_init": str(args.stem_init), "commit": _git_commit(), "versions": _versions(),
                   "data_sources": DATA_SOURCES, "real_share": args.real_share,
                   "real_negatives": args.real_negatives, "distill_boxes": args.distill_boxes,
+                  "distill_score": args.distill_score,
                   "gray_rate": GRAY_RATE if args.gray_rate is None else args.gray_rate, "sessions": []}
         if args.real_share > 0:
             from real_video import DATA_SOURCE
@@ -386,7 +400,8 @@ def main(argv=None) -> int:
                                        "optimizer_state": "AdamW moments reset (not in the release); "
                                                           f"lr re-warmed over {REWARM_STEPS} steps"})
             restart = step
-    teacher, distill = None, record.get("distill_boxes", 0.0)  # a resumed run keeps its own weight
+    teacher, distill = None, record.get("distill_boxes", 0.0)  # a resumed run keeps its own settings
+    distill_score = record.get("distill_score", False)
     if distill:
         teacher = MixFormerV2(cfg)
         src = torch.load(record["finetuned_from"]["weights"], map_location="cpu", weights_only=True)
@@ -413,13 +428,13 @@ def main(argv=None) -> int:
         probe = time.time()
         for _ in range(30):
             step = _train_step(model, aux, tapped, opt, params, queue, step, 10 ** 9, args.lr, hist, restart,
-                               teacher, distill)
+                               teacher, distill, distill_score)
         total = int(args.minutes * 60 / ((time.time() - probe) / 30))
         print(f"--minutes {args.minutes}: {total} steps", flush=True)
     record["steps"] = total
     while step < total:
         step = _train_step(model, aux, tapped, opt, params, queue, step, total, args.lr, hist, restart,
-                           teacher, distill)
+                           teacher, distill, distill_score)
         if step % 50 == 0:
             mean = {k: float(np.mean([h[k] for h in hist])) for k in hist[0]}
             tail = (tail + [mean])[-4:]
@@ -441,14 +456,14 @@ def main(argv=None) -> int:
 
 
 def _train_step(model, aux, tapped, opt, params, queue, step, total, base_lr, hist, restart=None,
-                teacher=None, distill=0.0) -> int:
+                teacher=None, distill=0.0, distill_score=False) -> int:
     got, batch = queue.get()
     if got != step:
         raise RuntimeError(f"data stream out of order: batch of step {got} at step {step}")
     lr = lr_at(step, total, base_lr, restart)
     for g in opt.param_groups:
         g["lr"] = lr * g["scale"]
-    total_loss, parts = losses(model, aux, tapped, batch, teacher, distill)
+    total_loss, parts = losses(model, aux, tapped, batch, teacher, distill, distill_score)
     opt.zero_grad()
     total_loss.backward()
     torch.nn.utils.clip_grad_norm_(params, 1.0)
