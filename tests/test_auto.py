@@ -158,3 +158,32 @@ def test_a_fewer_threads_choice_is_measured_again_until_it_settles(export_small,
     for _ in range(auto.SETTLE_TRIALS + 2):
         assert Tracker(export_small, **kw).engine.threads == 1
     assert len(trials) == auto.SETTLE_TRIALS
+
+
+def test_a_cached_fewer_threads_choice_without_trial_count_is_measured_again(export_small, tmp_path, monkeypatch):
+    """Cache entries written before trials were counted (no "settled" field): a 1-thread choice is
+    measured again (seen: an old disturbed trial kept OpenVINO at 1 thread, 2.3 ms instead of 1.4),
+    a choice of the most threads allowed is kept."""
+    monkeypatch.setenv(auto.ENV_CACHE, str(tmp_path))
+    trials = []
+
+    def fake_trial(self, opts):
+        trials.append(opts)
+        return {o: {1: 2.3, 2: 1.4}[o[2]] for o in opts}
+
+    monkeypatch.setattr("mixformerv2_cpu.engine.Engine._trial", fake_trial)
+    kw = dict(backend="openvino", precision="fp32", threads=2)
+    assert Tracker(export_small, **kw).engine.threads == 2
+    path = tmp_path / "auto.json"
+    entries = json.loads(path.read_text())
+    (key, entry), = entries.items()
+    legacy = {k: v for k, v in entry.items() if k not in ("trials", "settled")}
+    path.write_text(json.dumps({key: {**legacy, "threads": 1, "trial_ms": {"openvino/fp32/1t": 2.6,
+                                                                            "openvino/fp32/2t": 2.7}}}))
+    trials.clear()
+    again = Tracker(export_small, **kw)
+    assert len(trials) == 1 and again.engine.threads == 2 and "(cached)" not in again.engine.description
+    path.write_text(json.dumps({key: legacy}))  # legacy entry that chose 2 threads: kept
+    trials.clear()
+    kept = Tracker(export_small, **kw)
+    assert trials == [] and kept.engine.threads == 2 and "(cached)" in kept.engine.description
