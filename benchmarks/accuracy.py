@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tuning-sequences", metavar="SEQ,SEQ,...",
                    help="recovery protocol: report these sequences ('tuning') and the others ('held-out') "
                         "separately as well")
+    p.add_argument("--cuts", default="0.5", metavar="F,F,...",
+                   help="recovery protocol: cut positions as fractions of each sequence (default 0.5, the middle, "
+                        "as specified; e.g. 0.25,0.5,0.75 makes three cases of each kind per sequence)")
     p.add_argument("--peers-dir", type=Path, default=None,
                    help=f"peer model folder: NanoTrack v2/v3, VitTrack, FEAR-XS ONNX files (default: ${ENV_PEERS_DIR}, "
                         "else ../shared/data/peers if it exists)")
@@ -182,11 +185,19 @@ def _main_recovery(args: argparse.Namespace, dataset: Dataset, specs: list[Track
         kept = {s.name for s in dataset.sequences}
         groups = {"tuning": [n for n in tuning if n in kept],
                   "held-out": [n for n in names if n not in tuning and n in kept]}
+    from .recovery_cases import cut_positions
+
+    try:
+        cuts = cut_positions([v for v in args.cuts.split(",") if v.strip()])
+    except ValueError as exc:
+        print(f"mixformerv2-eval: error: --cuts {args.cuts!r}: {exc}", file=sys.stderr)
+        return 2
     try:
         summary, failures = evaluate_recovery(dataset, specs, args.out, workers=workers, backend=args.backend,
                                               preset=args.preset, peers_dir=peers_dir, resume=not args.no_resume,
                                               dask=args.dask, progress=not args.no_progress, groups=groups,
-                                              plots=not args.no_plots, pool=every, precision=args.precision)
+                                              plots=not args.no_plots, pool=every, precision=args.precision,
+                                              cuts=cuts)
     except SettingsMismatch as exc:
         print(f"mixformerv2-eval: error: {exc}", file=sys.stderr)
         return 2

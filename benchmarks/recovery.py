@@ -231,17 +231,19 @@ def evaluate_recovery(dataset, specs: Sequence[TrackerSpec], out_dir: Path, work
                       backend: str = "openvino", preset: str | None = None, peers_dir: Path | None = None,
                       resume: bool = True, dask: str | None = None, progress: bool = True,
                       groups: dict[str, Sequence[str]] | None = None, plots: bool = True,
-                      pool: Sequence | None = None, precision: str = "auto") -> tuple[dict, list[JobResult]]:
+                      pool: Sequence | None = None, precision: str = "auto",
+                      cuts: Sequence[float] = (0.5,)) -> tuple[dict, list[JobResult]]:
     """Run the ordinary one-pass evaluation of the unmodified sequences and every tracker on every
     recovery case not yet finished; write ``summary.json`` / ``summary.md`` under
     ``<out>/<dataset>/recovery/``. ``pool``: the sequences donors come from (default: the
-    dataset's; pass the whole dataset when ``dataset`` holds a subset). Returns (recovery summary,
-    failed job results)."""
+    dataset's; pass the whole dataset when ``dataset`` holds a subset). ``cuts``: cut positions as
+    fractions of each sequence (default the middle only). Returns (recovery summary, failed job
+    results)."""
 
     ope, failures = evaluate(dataset, specs, out_dir, workers=workers, backend=backend, preset=preset,
                              peers_dir=peers_dir, resume=resume, dask=dask, progress=progress, plots=plots,
                              precision=precision)
-    cases, skipped = dataset_cases(dataset, pool=pool)
+    cases, skipped = dataset_cases(dataset, at=cuts, pool=pool)
     for why in skipped:
         log.warning("recovery case not made: %s", why)
     store = RecoveryStore(out_dir, dataset.name)

@@ -163,17 +163,23 @@ def donor_frames(frames: Sequence[str], gap: int) -> list[str]:
     return [str(frames[(start + k) % n]) for k in range(gap)]
 
 
+def case_suffix(at: float) -> str:
+    """Case-name suffix of a cut position: none for the middle (0.5), else ``@<at>`` (e.g. ``@0.25``)."""
+    return "" if at == 0.5 else f"@{at:g}"
+
+
 def make_cases(name: str, frames: Sequence[str], gt: np.ndarray, size: tuple[int, int], donor_name: str,
-               donor: Sequence[str], gap: int = GAP, window: int = WINDOW, at: float = 0.5
-               ) -> tuple[list[RecoveryCase], list[str]]:
-    """The cutaway and elsewhere cases of one sequence -> (cases, reasons for the ones not made).
+               donor: Sequence[str], gap: int = GAP, window: int = WINDOW, at: float = 0.5,
+               cut: int | None = None) -> tuple[list[RecoveryCase], list[str]]:
+    """The cutaway and elsewhere cases of one sequence at cut position ``at`` (a fraction of its
+    length; the case names carry :func:`case_suffix`) -> (cases, reasons for the ones not made).
 
     ``frames``/``gt``: the sequence (N paths, (N, 4) boxes); ``size``: its frame (W, H); ``donor``:
-    the donor sequence's frame paths.
+    the donor sequence's frame paths; ``cut``: the cut frame if already chosen (:func:`choose_cut`).
     """
     gt = np.asarray(gt, np.float64).reshape(-1, 4)
     width = int(size[0])
-    cut = choose_cut(gt, gap, window, at)
+    cut = choose_cut(gt, gap, window, at) if cut is None else cut
     if cut is None:
         return [], [f"{name}: no cut frame with the target visible before the cut and {window} frames after "
                     f"{gap} absent frames (sequence of {len(gt)} frames)"]
@@ -181,17 +187,18 @@ def make_cases(name: str, frames: Sequence[str], gt: np.ndarray, size: tuple[int
     inserted = [FrameRef(p, 0, (int(size[0]), int(size[1]))) for p in donor_frames(donor, gap)]
     before = [FrameRef(str(p)) for p in frames[:cut]]
     absent = np.full((gap, 4), np.nan)
-    cases = [RecoveryCase(f"{name}__cutaway", name, "cutaway",
+    tag = case_suffix(at)
+    cases = [RecoveryCase(f"{name}__cutaway{tag}", name, "cutaway",
                           tuple(before + inserted + [FrameRef(str(p)) for p in frames[back:]]),
                           np.concatenate([gt[:cut], absent, gt[back:]]), cut, back, 0, donor_name)]
     skipped = []
     chosen = choose_shift(gt[back:], width, window)
     if chosen is None:
-        skipped.append(f"{name}: no roll within [W/4, 3W/4] keeps {window} boxes after the cut off the seam")
+        skipped.append(f"{name}{tag}: no roll within [W/4, 3W/4] keeps {window} boxes after the cut off the seam")
     else:
         shift, run = chosen
         end = back + run
-        cases.append(RecoveryCase(f"{name}__elsewhere", name, "elsewhere",
+        cases.append(RecoveryCase(f"{name}__elsewhere{tag}", name, "elsewhere",
                                   tuple(before + inserted + [FrameRef(str(p), shift) for p in frames[back:end]]),
                                   np.concatenate([gt[:cut], absent, roll_gt(gt[back:end], shift, width)]),
                                   cut, back, shift, donor_name))
@@ -212,14 +219,30 @@ def load_frame(ref: FrameRef) -> np.ndarray:
     return img
 
 
-def dataset_cases(dataset, gap: int = GAP, window: int = WINDOW, at: float = 0.5, pool: Sequence | None = None
-                  ) -> tuple[list[RecoveryCase], list[str]]:
+def cut_positions(values: Sequence[float | str]) -> list[float]:
+    """Cut positions (numbers or numeric strings) -> floats; ValueError unless they are distinct
+    fractions strictly between 0 and 1."""
+    try:
+        positions = [float(v) for v in values]
+    except ValueError:
+        raise ValueError(f"cut positions must be numbers, got {list(values)}") from None
+    if not positions or any(not 0.0 < a < 1.0 for a in positions) or len(set(positions)) != len(positions):
+        raise ValueError(f"cut positions must be distinct fractions strictly between 0 and 1, got {positions}")
+    return positions
+
+
+def dataset_cases(dataset, gap: int = GAP, window: int = WINDOW, at: float | Sequence[float] = 0.5,
+                  pool: Sequence | None = None) -> tuple[list[RecoveryCase], list[str]]:
     """Cases of every sequence with full ground truth of a loaded dataset (``benchmarks.datasets``)
     -> (cases, reasons for the cases not made).
 
-    ``pool``: the sequences donors are chosen from (default: the dataset's), so that evaluating a
-    subset of sequences gives the same cases as the whole dataset.
+    ``at``: the cut position(s), fractions of each sequence's length (0.5: the middle, the protocol
+    as specified; several give more cases per sequence; a position whose cut frame another one
+    already took is skipped, with a reason). ``pool``: the sequences donors are chosen from
+    (default: the dataset's), so that evaluating a subset of sequences gives the same cases as the
+    whole dataset.
     """
+    positions = cut_positions([at] if isinstance(at, (int, float)) else at)
     pool_seqs = [s for s in (pool if pool is not None else dataset.sequences) if s.full_gt]
     names = [s.name for s in pool_seqs]
     cases: list[RecoveryCase] = []
@@ -233,10 +256,18 @@ def dataset_cases(dataset, gap: int = GAP, window: int = WINDOW, at: float = 0.5
         if j is None:
             skipped.append(f"{seq.name}: no donor sequence from another video")
             continue
-        made, why = make_cases(seq.name, [str(f) for f in seq.frames], seq.gt, seq.frame_size(), names[j],
-                               [str(f) for f in pool_seqs[j].frames], gap, window, at)
-        cases += made
-        skipped += why
+        taken: dict[int, float] = {}
+        for a in positions:
+            cut = choose_cut(seq.gt, gap, window, a)
+            if cut is not None and cut in taken:
+                skipped.append(f"{seq.name}: cut position {a:g} gives frame {cut}, already cut at {taken[cut]:g}")
+                continue
+            if cut is not None:
+                taken[cut] = a
+            made, why = make_cases(seq.name, [str(f) for f in seq.frames], seq.gt, seq.frame_size(), names[j],
+                                   [str(f) for f in pool_seqs[j].frames], gap, window, a, cut)
+            cases += made
+            skipped += why
     return cases, skipped
 
 

@@ -348,6 +348,27 @@ def test_case_metrics():
                       ["frames_to_reacquire"])
 
 
+def test_several_cut_positions_give_named_cases_and_skip_a_repeated_cut():
+    def seq(name, n):
+        return SimpleNamespace(name=name, full_gt=True, gt=_seq(n), frames=[f"{name}/{i:05d}.jpg" for i in range(n)],
+                               frame_size=lambda: (640, 360))
+
+    ds = SimpleNamespace(sequences=[seq("a", 200), seq("b", 45)])
+    cases, skipped = RC.dataset_cases(ds, at=(0.25, 0.5, 0.75))
+    a = {c.name: c.cut for c in cases if c.seq == "a"}
+    # cut nearest at*N among frames 2..N-40: 50, 100, 150 (the middle keeps the unsuffixed name)
+    assert a == {"a__cutaway@0.25": 50, "a__elsewhere@0.25": 50, "a__cutaway": 100, "a__elsewhere": 100,
+                 "a__cutaway@0.75": 150, "a__elsewhere@0.75": 150}
+    # 45 frames: only cut frames 2..5 qualify, so 0.25 (11.25) -> 5, and 0.5 / 0.75 pick frame 5 again
+    assert {c.name: c.cut for c in cases if c.seq == "b"} == {"b__cutaway@0.25": 5, "b__elsewhere@0.25": 5}
+    assert skipped == ["b: cut position 0.5 gives frame 5, already cut at 0.25",
+                       "b: cut position 0.75 gives frame 5, already cut at 0.25"]
+    assert [c.name for c in RC.dataset_cases(ds)[0]] == ["a__cutaway", "a__elsewhere", "b__cutaway", "b__elsewhere"]
+    for bad in ((0.5, 0.5), (0.0,), (1.0,), ("x",), ()):
+        with pytest.raises(ValueError, match="cut positions"):
+            RC.cut_positions(bad)
+
+
 def test_shared_sequences_give_cases_without_seam_cuts():
     from mixformerv2_benchmarks.datasets import load_dataset
 
@@ -421,6 +442,18 @@ def test_eval_recovery_protocol_on_fake_tracker(tmp_path, monkeypatch, capsys):
     assert "Recovery protocol, tuning" in out and "| blob |" in out
     lines = (tmp_path / "out" / "seqs" / "recovery" / "blob" / "b__cutaway.txt").read_text().splitlines()
     assert len(lines) == 60 and lines[0].split("\t")[6] == "init" and "lost" in {ln.split("\t")[6] for ln in lines}
+    # more cut positions: more cases per sequence, in the same tables
+    code = A.main(["--dataset", str(root), "--protocol", "recovery", "--tracker", "blob=mfv2_blob:Blob",
+                   "--out", str(tmp_path / "out2"), "--no-plots", "--no-progress", "--sequences", "a",
+                   "--cuts", "0.25,0.5"])
+    assert code == 0
+    s2 = __import__("json").loads((tmp_path / "out2" / "seqs" / "recovery" / "summary.json").read_text())
+    assert sorted((c["name"], c["cut"]) for c in s2["cases"]) == [
+        ("a__cutaway", 20), ("a__cutaway@0.25", 15), ("a__elsewhere", 20), ("a__elsewhere@0.25", 15)]
+    capsys.readouterr()
+    assert A.main(["--dataset", str(root), "--protocol", "recovery", "--tracker", "blob=mfv2_blob:Blob",
+                   "--out", str(tmp_path / "out3"), "--cuts", "0.5,1.5"]) == 2
+    assert "distinct fractions strictly between 0 and 1" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- multi-target with recovery (default model)
