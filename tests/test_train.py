@@ -80,3 +80,17 @@ def test_distill_score_trains_synthetic_samples_towards_the_teacher():
         _, plain = train.losses(model, aux, tapped, batch, teacher, 1.0)
     assert plain["score"] == pytest.approx(
         float(F.binary_cross_entropy_with_logits(score[:, 0], torch.from_numpy(label))), rel=1e-5)
+
+
+
+def test_producer_stops_when_its_trainer_is_gone(monkeypatch):
+    import queue
+    from types import SimpleNamespace
+
+    q = queue.Queue(maxsize=1)
+    alive = {"value": True}
+    monkeypatch.setattr(train.mp, "parent_process", lambda: SimpleNamespace(is_alive=lambda: alive["value"]))
+    assert train.put_while_parent_lives(q, "first", poll=0.01) is True and q.get_nowait() == "first"
+    q.put("unread")  # full: the trainer stopped reading
+    alive["value"] = False  # ... and is gone
+    assert train.put_while_parent_lives(q, "second", poll=0.01) is False

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train import CONFIG, _git_commit, _versions  # noqa: E402
+from train import CONFIG, _git_commit, _versions, put_while_parent_lives  # noqa: E402
 
 from mixformerv2_export.network import MixFormerV2, ModelConfig  # noqa: E402
 
@@ -49,7 +49,8 @@ def _producer(queue: mp.Queue, cache: str, peers: str, seed: int, start: int, ba
         real = rng.random(batch) < real_share
         items = [render_real_sample(data, rng, t_size, s_size, real_negatives) if r
                  else render_sample(assets, rng, t_size, s_size) for r in real]
-        queue.put((step, stack_samples(items) + [real]))
+        if not put_while_parent_lives(queue, (step, stack_samples(items) + [real])):
+            return
         step += 1
 
 

@@ -51,6 +51,21 @@ def batch_rng(seed: int, step: int) -> np.random.Generator:
     return np.random.default_rng([seed, step])
 
 
+def put_while_parent_lives(queue: mp.Queue, item, poll: float = 5.0) -> bool:
+    """Put ``item`` on the data queue, waiting while it is full; False (the producer should stop) once
+    the training process that reads it is gone, so a killed run leaves no producer behind."""
+    import queue as queue_module
+
+    parent = mp.parent_process()
+    while True:
+        try:
+            queue.put(item, timeout=poll)
+            return True
+        except queue_module.Full:
+            if parent is not None and not parent.is_alive():
+                return False
+
+
 def _producer(queue: mp.Queue, cache: str, seed: int, start: int, batch: int, t_size: int, s_size: int,
               real_share: float = 0.0, real_negatives: float = 0.5, peers: str = "",
               gray_rate: float | None = None) -> None:
@@ -75,9 +90,11 @@ def _producer(queue: mp.Queue, cache: str, seed: int, start: int, batch: int, t_
             real = rng.random(batch) < real_share
             items = [render_real_sample(data, rng, t_size, s_size, real_negatives) if r
                      else render_sample(assets, rng, t_size, s_size) for r in real]
-            queue.put((step, stack_samples(items) + [real.astype(np.float32)]))
+            item = (step, stack_samples(items) + [real.astype(np.float32)])
         else:
-            queue.put((step, render_batch(assets, rng, batch, t_size, s_size)))
+            item = (step, render_batch(assets, rng, batch, t_size, s_size))
+        if not put_while_parent_lives(queue, item):
+            return
         step += 1
 
 
