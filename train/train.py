@@ -63,6 +63,8 @@ def put_while_parent_lives(queue: mp.Queue, item, poll: float = 5.0) -> bool:
             return True
         except queue_module.Full:
             if parent is not None and not parent.is_alive():
+                if hasattr(queue, "cancel_join_thread"):  # exit without flushing batches nobody will read
+                    queue.cancel_join_thread()
                 return False
 
 
