@@ -153,35 +153,36 @@ def execute_local(jobs: Sequence[Job], workers: int, on_result: OnResult, max_at
                   worker: Callable[[Any], JobResult] = run_job) -> None:
     """Run jobs in ``workers`` spawned processes (in this process when workers <= 1).
 
-    A worker that dies (segfault, out of memory) breaks the pool: the pool is rebuilt and the
-    unfinished jobs resubmitted; a job still unfinished after ``max_attempts`` pools is reported failed.
-    ``worker``: the job function (a module-level function; :func:`run_job` for one-pass jobs).
+    A worker that dies (segfault, out of memory) breaks the pool, and every job not finished by then
+    fails with it, the innocent ones included. Those jobs then run one at a time, each in its own
+    one-worker pool, so only a job that kills its own worker fails; it is reported failed after
+    ``max_attempts - 1`` such tries (at least one). ``worker``: the job function (a module-level
+    function; :func:`run_job` for one-pass jobs).
     """
     if workers <= 1:
         for job in jobs:
             on_result(worker(job))
         return
     ctx = mp.get_context("spawn")
-    pending = list(jobs)
-    attempts: dict[tuple[str, str], int] = {}
-    while pending:
-        retry: list[Job] = []
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = {pool.submit(worker, job): job for job in pending}
-            for fut in as_completed(futures):
-                job = futures[fut]
-                try:
-                    on_result(fut.result())
-                except BrokenProcessPool as exc:
-                    key = (job.spec.label, job.seq_name)
-                    attempts[key] = attempts.get(key, 0) + 1
-                    if attempts[key] >= max_attempts:
-                        on_result(JobResult(job.spec.label, job.seq_name, error=f"worker process died: {exc}"))
-                    else:
-                        retry.append(job)
-        if retry:
-            log.warning("a worker process died; resubmitting %d unfinished job(s)", len(retry))
-        pending = retry
+    broken: list[Job] = []
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        futures = {pool.submit(worker, job): job for job in jobs}
+        for fut in as_completed(futures):
+            try:
+                on_result(fut.result())
+            except BrokenProcessPool:
+                broken.append(futures[fut])
+    if broken:
+        log.warning("a worker process died; running the %d unfinished job(s) one at a time", len(broken))
+    for job in broken:
+        for attempt in range(1, max(1, max_attempts - 1) + 1):
+            try:
+                with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as solo:
+                    on_result(solo.submit(worker, job).result())
+                break
+            except BrokenProcessPool as exc:
+                if attempt >= max(1, max_attempts - 1):
+                    on_result(JobResult(job.spec.label, job.seq_name, error=f"worker process died: {exc}"))
 
 
 def execute_dask(jobs: Sequence[Job], on_result: OnResult, address: str | None = None,
