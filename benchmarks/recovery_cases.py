@@ -180,14 +180,14 @@ def make_cases(name: str, frames: Sequence[str], gt: np.ndarray, size: tuple[int
     gt = np.asarray(gt, np.float64).reshape(-1, 4)
     width = int(size[0])
     cut = choose_cut(gt, gap, window, at) if cut is None else cut
+    tag = case_suffix(at)
     if cut is None:
-        return [], [f"{name}: no cut frame with the target visible before the cut and {window} frames after "
+        return [], [f"{name}{tag}: no cut frame with the target visible before the cut and {window} frames after "
                     f"{gap} absent frames (sequence of {len(gt)} frames)"]
     back = cut + gap
     inserted = [FrameRef(p, 0, (int(size[0]), int(size[1]))) for p in donor_frames(donor, gap)]
     before = [FrameRef(str(p)) for p in frames[:cut]]
     absent = np.full((gap, 4), np.nan)
-    tag = case_suffix(at)
     cases = [RecoveryCase(f"{name}__cutaway{tag}", name, "cutaway",
                           tuple(before + inserted + [FrameRef(str(p)) for p in frames[back:]]),
                           np.concatenate([gt[:cut], absent, gt[back:]]), cut, back, 0, donor_name)]
