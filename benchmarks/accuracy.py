@@ -151,9 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         dataset.sequences = [s for s in dataset.sequences if s.name in wanted]
     for name, reason in dataset.skipped.items():
         print(f"WARNING: skipped sequence {name}: {reason}", file=sys.stderr)
-    if args.protocol == "recovery":
-        return _main_recovery(args, dataset, specs, workers, peers_dir, every)
-    try:
+    try:  # a resumed output folder with other settings stops either protocol before any job runs
+        if args.protocol == "recovery":
+            return _main_recovery(args, dataset, specs, workers, peers_dir, every)
         summary, failures = evaluate(dataset, specs, args.out, workers=workers, backend=args.backend,
                                      preset=args.preset, peers_dir=peers_dir, resume=not args.no_resume,
                                      dask=args.dask, progress=not args.no_progress, plots=not args.no_plots,
@@ -192,15 +192,11 @@ def _main_recovery(args: argparse.Namespace, dataset: Dataset, specs: list[Track
     except ValueError as exc:
         print(f"mixformerv2-eval: error: --cuts {args.cuts!r}: {exc}", file=sys.stderr)
         return 2
-    try:
-        summary, failures = evaluate_recovery(dataset, specs, args.out, workers=workers, backend=args.backend,
-                                              preset=args.preset, peers_dir=peers_dir, resume=not args.no_resume,
-                                              dask=args.dask, progress=not args.no_progress, groups=groups,
-                                              plots=not args.no_plots, pool=every, precision=args.precision,
-                                              cuts=cuts)
-    except SettingsMismatch as exc:
-        print(f"mixformerv2-eval: error: {exc}", file=sys.stderr)
-        return 2
+    summary, failures = evaluate_recovery(dataset, specs, args.out, workers=workers, backend=args.backend,
+                                          preset=args.preset, peers_dir=peers_dir, resume=not args.no_resume,
+                                          dask=args.dask, progress=not args.no_progress, groups=groups,
+                                          plots=not args.no_plots, pool=every, precision=args.precision,
+                                          cuts=cuts)
     print(markdown_recovery(summary))
     print(f"results: {Path(args.out) / dataset.name / 'recovery'}")
     for res in failures:
