@@ -178,7 +178,7 @@ def choose(manifest: Manifest, backend: str, precision: str, threads: int | None
     cached = _read_cache().get(key)
     # an entry written before trials were counted has no "settled": trust it only if it chose the most
     # threads allowed (a 1-thread choice of that time may come from a disturbed trial: measure again)
-    if cached and cached.get("settled", cached.get("threads") == max(counts, key=lambda c: c or 0)):
+    if cached and cached.get("settled", cached.get("threads") == max(counts)):
         fields = {k: v for k, v in cached.items() if k not in ("trials", "settled")}
         return Choice(**{**fields, "reason": fields["reason"] + " (cached)"})
     # A trial while another process (or a slow core of a VM) holds a core makes the multi-threaded
