@@ -174,14 +174,15 @@ def execute_local(jobs: Sequence[Job], workers: int, on_result: OnResult, max_at
                 broken.append(futures[fut])
     if broken:
         log.warning("a worker process died; running the %d unfinished job(s) one at a time", len(broken))
+    tries = max(1, max_attempts - 1)
     for job in broken:
-        for attempt in range(1, max(1, max_attempts - 1) + 1):
+        for attempt in range(1, tries + 1):
             try:
                 with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as solo:
                     on_result(solo.submit(worker, job).result())
                 break
             except BrokenProcessPool as exc:
-                if attempt >= max(1, max_attempts - 1):
+                if attempt == tries:
                     on_result(JobResult(job.spec.label, job.seq_name, error=f"worker process died: {exc}"))
 
 
