@@ -27,6 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-unsafe-pickle", action="store_true",
                    help="DANGEROUS: fully unpickle the checkpoint, which runs any code stored in it; only for "
                         "files from a source you trust whose extra entries the safe loader cannot read")
+    p.add_argument("--box-scale", type=float, default=1.0, metavar="F",
+                   help="box-size calibration of a trained model, written into the metadata: the boxes the tracker "
+                        "reports have width and height multiplied by F about the centre, what it follows is "
+                        "unchanged (default 1.0 = reference; choose F on tuning sequences, never on the ones "
+                        "you report)")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -36,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:
         manifest = export_checkpoint(args.checkpoint, args.out, args.variant, args.name, args.allow_unsafe_pickle,
-                                     tolerance=args.tolerance, int8_source=args.int8, int8_samples=args.int8_samples)
+                                     tolerance=args.tolerance, int8_source=args.int8, int8_samples=args.int8_samples,
+                                     box_scale=args.box_scale)
     except (CheckpointError, ExportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mixformerv2_cpu.formats import ROLES
 from mixformerv2_cpu.manifest import MANIFEST_SUFFIX, write_manifest
+from mixformerv2_cpu.metadata import BOX_SCALE_RANGE
 
 from .checkpoint import load_model
 from .graphs import graph_metadata
@@ -34,20 +35,25 @@ def _prepare_out(out: Path) -> Path:
 
 def export_model(model: MixFormerV2, variant: str, out: str | os.PathLike, name: str, tolerance: float = 1e-4,
                  int8_source: list[Path] | None = None, int8_samples: int = 300,
-                 extra: dict | None = None) -> Path:
+                 extra: dict | None = None, box_scale: float = 1.0) -> Path:
     """Export every graph of ``model`` to ONNX under ``out`` (one shared ``<name>.weights`` file, read
     by both backends), check each file on ONNX Runtime and OpenVINO, and write the manifest.
+    ``box_scale`` (metadata, see ModelMetadata): the reported-box size calibration of a trained model;
+    1.0 keeps the reference boxes.
 
     Work happens in a hidden ``.partial-*`` folder; files move into ``out`` only after every
     check passed, and the manifest is written last. Returns the manifest path.
     """
+    if not BOX_SCALE_RANGE[0] <= box_scale <= BOX_SCALE_RANGE[1]:
+        raise ExportError(f"box_scale must be in [{BOX_SCALE_RANGE[0]}, {BOX_SCALE_RANGE[1]}], got {box_scale!r}")
     out = Path(out)
     tmp = _prepare_out(out)
     try:
         graphs: dict[str, dict[str, dict[str, str]]] = {"fp32": {"onnx": {}}}
         paths = []
         for role in ROLES:
-            paths.append(export_onnx(model, role, tmp / f"{name}.{role}.onnx", graph_metadata(model, variant, role)))
+            meta = graph_metadata(model, variant, role, box_scale=box_scale)
+            paths.append(export_onnx(model, role, tmp / f"{name}.{role}.onnx", meta))
             graphs["fp32"]["onnx"][role] = paths[-1].name
         weights = share_weights(paths, name)
         verification: dict[str, dict[str, float]] = {}
@@ -72,7 +78,8 @@ def export_model(model: MixFormerV2, variant: str, out: str | os.PathLike, name:
         stale.unlink(missing_ok=True)  # an older export of this name stops looking complete first
         for f in tmp.iterdir():
             f.replace(out / f.name)
-        manifest = write_manifest(out, name, variant, graph_metadata(model, variant, "full"), graphs, extra,
+        manifest = write_manifest(out, name, variant, graph_metadata(model, variant, "full", box_scale=box_scale),
+                                  graphs, extra,
                                   data_files=(weights.name,))
         return manifest
     finally:

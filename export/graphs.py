@@ -80,10 +80,11 @@ def run_torch(model: MixFormerV2, role: str, feeds: dict[str, Tensor]) -> dict[s
     return dict(zip(outputs, out))
 
 
-def graph_metadata(model: MixFormerV2, variant: str, role: str, precision: str = "fp32") -> dict[str, str]:
-    """The metadata strings written into graph file ``role`` of ``model``."""
+def graph_metadata(model: MixFormerV2, variant: str, role: str, precision: str = "fp32",
+                   box_scale: float = 1.0) -> dict[str, str]:
+    """The metadata strings written into graph file ``role`` of ``model`` (``box_scale``: see ModelMetadata)."""
     cfg = model.cfg
     return ModelMetadata(role=role, variant=variant, template_size=cfg.template_size, search_size=cfg.search_size,
                          bins=cfg.bins, embed_dim=cfg.embed_dim, depth=cfg.depth, num_heads=cfg.num_heads,
                          template_tokens=cfg.template_tokens, mean=INPUT_MEAN, std=INPUT_STD,
-                         precision=precision).to_strings()
+                         precision=precision, box_scale=float(box_scale)).to_strings()

@@ -43,6 +43,20 @@ class TemplateState:
     kv: np.ndarray | None
 
 
+def agreed_metadata(graphs: dict[str, Graph]) -> ModelMetadata:
+    """The metadata every graph of one model shares (all keys but ``role``), or ModelFileError naming
+    the first key on which two graph files disagree."""
+    items = list(graphs.items())
+    first_role, first = items[0]
+    for role, graph in items[1:]:
+        for key, value in first.metadata.to_strings().items():
+            other = graph.metadata.to_strings()[key]
+            if key != "role" and other != value:
+                raise ModelFileError(f"the model's graphs disagree on metadata {key!r}: {first_role} graph "
+                                     f"{value!r}, {role} graph {other!r} (re-export the model)")
+    return first.metadata
+
+
 class Engine:
     """The graphs of one model on one backend and precision. ``backend``/``precision`` may be "auto"
     (the default of the trackers): the fastest verified combination here (see ``auto.py``)."""
@@ -65,7 +79,7 @@ class Engine:
             backend, precision, self.threads = self.choice.backend, self.choice.precision, self.choice.threads
         self.backend, self.precision = backend, precision
         self.graphs = self._load(backend, precision, self.threads)
-        self.meta: ModelMetadata = next(iter(self.graphs.values())).metadata
+        self.meta: ModelMetadata = agreed_metadata(self.graphs)
 
     def _load(self, backend: str, precision: str, threads: int | None = None) -> dict[str, Graph]:
         graphs = {}

@@ -82,6 +82,12 @@ def map_back(pred_cxcywh: Sequence[float], prev_box: Sequence[float], search_siz
     return (cx_img - 0.5 * w, cy_img - 0.5 * h, w, h)
 
 
+def scale_box(box: Sequence[float], factor: float) -> Box:
+    """(x, y, w, h) -> the box of the same centre with w and h multiplied by ``factor``."""
+    x, y, w, h = (float(v) for v in box)
+    return (x + 0.5 * w * (1.0 - factor), y + 0.5 * h * (1.0 - factor), w * factor, h * factor)
+
+
 def clip_box(box: Sequence[float], height: int, width: int, margin: float = 10) -> Box:
     """Reference ``clip_box``: keep at least ``margin`` px of the box inside the image.
 

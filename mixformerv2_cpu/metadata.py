@@ -14,6 +14,7 @@ from .formats import ROLES
 
 FORMAT = "mixformerv2-cpu"
 FORMAT_VERSION = 1
+BOX_SCALE_RANGE = (0.5, 2.0)  # a calibration, not a different box convention
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,11 @@ class ModelMetadata:
 
     ``template_kv`` layout (template graph output, search graph input):
     (batch, depth, 2 [keys, values], heads, 2 * template tokens, head_dim).
+
+    ``box_scale``: the model's box-size calibration, chosen after training (``mixformerv2-export
+    --box-scale``): the boxes the tracker *reports* have their width and height multiplied by it about
+    the centre (the tracker itself keeps following the network's boxes). 1.0 (the reference
+    behaviour) when absent, as in every export of the official weights.
     """
 
     role: str
@@ -36,6 +42,7 @@ class ModelMetadata:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     precision: str = "fp32"
+    box_scale: float = 1.0
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
@@ -71,12 +78,17 @@ class ModelMetadata:
                         raise ValueError("need 3 values")
                 elif f.type == "int":
                     val = int(raw)
+                elif f.type == "float":
+                    val = float(raw)
                 else:
                     val = raw
             except ValueError as exc:
                 raise ModelFileError(f"{source}: metadata key {f.name!r} has invalid value {raw!r}") from exc
             values[f.name] = val
         meta = cls(**values)
+        if not BOX_SCALE_RANGE[0] <= meta.box_scale <= BOX_SCALE_RANGE[1]:
+            raise ModelFileError(f"{source}: metadata box_scale must be in [{BOX_SCALE_RANGE[0]}, "
+                                 f"{BOX_SCALE_RANGE[1]}], got {meta.box_scale!r}")
         if meta.role not in ROLES:
             raise ModelFileError(f"{source}: metadata role {meta.role!r} is not one of {ROLES}")
         return meta

@@ -25,7 +25,7 @@ from .decode import decode_boxes
 from .engine import Engine, TemplateState
 from .errors import InvalidBoxError, InvalidFrameError, NotInitializedError
 from .frames import as_bgr
-from .geometry import clip_box, map_back, sample_target
+from .geometry import clip_box, map_back, sample_target, scale_box
 from .preprocess import normalize_patch
 from .presets import Preset, load_preset
 from .recovery import Candidate, CropSpec, RecoverySettings, RecoveryState, plan_crops
@@ -178,7 +178,18 @@ class MultiTracker:
                 changed.append(i)
         if changed:
             self._refresh_templates(changed)
-        return [(t.ok, t.box) for t in s.targets]
+        return [(t.ok, self._reported(t.box)) for t in s.targets]
+
+    def _reported(self, box: Box) -> Box:
+        """The box update() returns for the tracker's own box ``box``: scaled about its centre by the
+        model's ``box_scale`` calibration (metadata) and clipped as predictions are; ``box`` itself
+        when the scale is 1 (reference models). The search, the template crops and recovery keep
+        using the network's own box, so a calibration never changes what the tracker follows."""
+        scale = self.engine.meta.box_scale
+        if scale == 1.0:
+            return box
+        h, w = self._session.size
+        return clip_box(scale_box(box, scale), h, w, margin=self.preset.min_box_side)
 
     def _prediction(self, spec: CropSpec, crop, pred: np.ndarray, probs: np.ndarray, score: float) -> Prediction:
         """Decoded output of one crop centred on ``spec.box``: pred (4,) normalised cx,cy,w,h, probs

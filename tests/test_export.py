@@ -66,6 +66,7 @@ def test_export_folder_contents(export_small):
     meta = {p.key: p.value for p in proto.metadata_props}
     assert meta["template_size"] == "112" and meta["search_size"] == "224" and meta["bins"] == "96"
     assert json.loads(meta["mean"]) == [0.485, 0.456, 0.406] and meta["format_version"] == "1"
+    assert meta["box_scale"] == "1.0" and manifest.data["metadata"]["box_scale"] == "1.0"  # reference decoding
     assert proto.opset_import[0].version >= 17
     assert [i.name for i in proto.graph.input] == ["search", "template_kv"]
     full = onnx.load(str(export_small / "mixformerv2_small.full.onnx"), load_external_data=False)
@@ -89,6 +90,13 @@ def test_cli_variant_contradiction_leaves_nothing(ckpt_small, tmp_path, capsys):
     code, err = _run_cli(["--checkpoint", str(ckpt_small), "--variant", "base", "--out", str(out)], capsys)
     assert code == 2 and len(err) == 1 and "holds a small model" in err[0]
     assert not out.exists() or not list(out.iterdir())
+
+
+def test_cli_box_scale_out_of_range_writes_nothing(ckpt_small, tmp_path, capsys):
+    out = tmp_path / "o"
+    code, err = _run_cli(["--checkpoint", str(ckpt_small), "--out", str(out), "--box-scale", "0.2"], capsys)
+    assert code == 2 and err == ["error: box_scale must be in [0.5, 2.0], got 0.2"]
+    assert not out.exists()
 
 
 def test_cli_unwritable_output(ckpt_small, tmp_path, capsys):

@@ -7,7 +7,7 @@ import pytest
 from mixformerv2_cpu.boxes import validate_box
 from mixformerv2_cpu.decode import decode_boxes
 from mixformerv2_cpu.errors import InvalidBoxError
-from mixformerv2_cpu.geometry import clip_box, crop_side, map_back, sample_target
+from mixformerv2_cpu.geometry import clip_box, crop_side, map_back, sample_target, scale_box
 from mixformerv2_cpu.preprocess import normalize_patch
 
 
@@ -118,3 +118,8 @@ def test_decode_distribution_expectation():
     box, probs = decode_boxes(logits)
     np.testing.assert_allclose(box[0], [0.5, 0.25, 0.5, 0.5])
     np.testing.assert_allclose(probs.sum(-1), 1)
+
+
+def test_scale_box_keeps_the_centre():
+    assert scale_box((10.0, 20.0, 40.0, 10.0), 1.25) == (5.0, 18.75, 50.0, 12.5)
+    assert scale_box((10, 20, 40, 10), 1.0) == (10.0, 20.0, 40.0, 10.0)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -173,3 +174,73 @@ def test_model_file_without_metadata(export_small, tmp_path):
     manifest.write_text(json.dumps(data))
     with pytest.raises(ModelFileError, match="no mixformerv2-cpu metadata"):
         Tracker(copy, backend="onnxruntime")
+
+
+def _with_metadata(export, tmp_path, roles=("full", "template", "search"), **props) -> Path:
+    """A copy of an export whose ``roles`` graphs carry changed metadata (manifest re-hashed)."""
+    import onnx
+    from mixformerv2_cpu.manifest import sha256_of
+
+    copy = tmp_path / "exp"
+    shutil.copytree(export, copy)
+    manifest = next(copy.glob("*.manifest.json"))
+    stem = manifest.name[:-len(".manifest.json")]
+    data = json.loads(manifest.read_text())
+    for role in roles:
+        path = copy / f"{stem}.{role}.onnx"
+        proto = onnx.load(str(path), load_external_data=False)
+        onnx.helper.set_model_props(proto, {**{p.key: p.value for p in proto.metadata_props}, **props})
+        onnx.save(proto, str(path))
+        data["files"][path.name] = {"sha256": sha256_of(path), "bytes": path.stat().st_size}
+    manifest.write_text(json.dumps(data))
+    return copy
+
+
+@pytest.mark.parametrize("value, msg", [("3", r"box_scale must be in \[0.5, 2.0\], got 3.0"),
+                                        ("nan", r"box_scale must be in \[0.5, 2.0\], got nan"),
+                                        ("wide", "metadata key 'box_scale' has invalid value 'wide'")])
+def test_model_with_invalid_box_scale(export_small, tmp_path, value, msg):
+    copy = _with_metadata(export_small, tmp_path, box_scale=value)
+    with pytest.raises(ModelFileError, match=msg):
+        Tracker(copy, backend="onnxruntime")
+
+
+def test_graphs_that_disagree_on_metadata(export_small, tmp_path):
+    copy = _with_metadata(export_small, tmp_path, roles=("search",), box_scale="1.25")
+    with pytest.raises(ModelFileError, match="graphs disagree on metadata 'box_scale': template graph '1.0', "
+                                             "search graph '1.25'"):
+        Tracker(copy, backend="onnxruntime", precision="fp32")
+
+
+def test_box_scale_from_the_model_file_scales_the_reported_box(tmp_path):
+    """The size calibration in the metadata multiplies the reported w and h about the centre; what the
+    tracker follows is unchanged (same scores, same tracked boxes frame after frame). The shipped
+    model on the CC0 sample clip: real boxes, away from the frame border. An export without the key
+    (older files) reports the network's boxes as the reference does."""
+    import cv2
+    from mixformerv2_cpu.geometry import scale_box
+    from mixformerv2_cpu.metadata import ModelMetadata
+    from mixformerv2_cpu.registry import resolve_model
+
+    root = Path(__file__).resolve().parents[1] / "samples"
+    cap = cv2.VideoCapture(str(root / "sample_clip.mp4"))
+    frames = [cap.read()[1] for _ in range(6)]
+    init = tuple(float(v) for v in (root / "sample_clip_gt.txt").read_text().splitlines()[0].split(","))
+    default = resolve_model("default").folder
+    scaled = _with_metadata(default, tmp_path, box_scale="1.25")
+    runs, metas = [], []
+    for model in (default, scaled):
+        t = Tracker(model, backend="onnxruntime", preset="got10k", precision="fp32")
+        t.init(frames[0], init)
+        runs.append([(t.update(f)[1], t.score) for f in frames[1:]])
+        metas.append(t.engine.meta)
+    assert (metas[0].box_scale, metas[1].box_scale) == (1.0, 1.25)
+    h, w = frames[0].shape[:2]
+    for (box, score), (box_s, score_s) in zip(*runs):
+        assert score_s == score
+        x, y, bw, bh = box_s
+        assert 10 < x and x + bw < w - 10 and 10 < y and y + bh < h - 10  # not clipped here
+        np.testing.assert_allclose(box_s, scale_box(box, 1.25), atol=1e-9)
+    props = ModelMetadata.from_strings({k: v for k, v in metas[0].to_strings().items() if k != "box_scale"},
+                                       "old file")
+    assert props.box_scale == 1.0

@@ -1,11 +1,12 @@
 """Export a trained checkpoint into models/default, with its run record, and (re)write models/registry.json.
 
-    python train/ship.py runs/v2/last.pth.tar [--int8]
+    python train/ship.py runs/v2/last.pth.tar [--int8] [--box-scale F]
 
 Uses the same exporter as ``mixformerv2-export`` (parity-checked ONNX graphs sharing one weights
 file, manifest with sha256). ``--int8`` also writes the int8 flavours, calibrated and measured on
 the CC0 sample clip (``samples/``: nothing research-use enters the shipped files); only flavours
-that pass the accuracy gate are listed. The run record (``run.json`` beside the checkpoint: command,
+that pass the accuracy gate are listed. ``--box-scale`` writes the reported-box size calibration
+(chosen on the tuning sequences; see ``mixformerv2-export --box-scale``) into the metadata. The run record (``run.json`` beside the checkpoint: command,
 steps, seed, commit, package versions, data sources with licences, final losses) is copied to
 ``models/default/default.run.json``, which the model card references.
 """
@@ -30,13 +31,16 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("checkpoint", type=Path)
     p.add_argument("--int8", action="store_true", help="also write int8 flavours (calibrated on the sample clip)")
+    p.add_argument("--box-scale", type=float, default=1.0, metavar="F",
+                   help="reported-box size calibration written into the metadata (default 1.0)")
     args = p.parse_args(argv)
     folder = ROOT / "models" / "default"
     shutil.rmtree(folder, ignore_errors=True)
     with tempfile.TemporaryDirectory() as tmp:
         int8 = [video_to_sequence(ROOT / "samples" / "sample_clip.mp4", ROOT / "samples" / "sample_clip_gt.txt",
                                   Path(tmp) / "sample_clip")] if args.int8 else None
-        manifest = export_checkpoint(args.checkpoint, folder, name="default", int8_source=int8, int8_samples=120)
+        manifest = export_checkpoint(args.checkpoint, folder, name="default", int8_source=int8, int8_samples=120,
+                                     box_scale=args.box_scale)
     record = args.checkpoint.parent / "run.json"
     if record.is_file():
         shutil.copy(record, folder / "default.run.json")
