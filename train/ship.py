@@ -6,8 +6,9 @@ Uses the same exporter as ``mixformerv2-export`` (parity-checked ONNX graphs sha
 file, manifest with sha256). ``--int8`` also writes the int8 flavours, calibrated and measured on
 the CC0 sample clip (``samples/``: nothing research-use enters the shipped files); only flavours
 that pass the accuracy gate are listed. ``--box-scale`` writes the reported-box size calibration
-(chosen on the tuning sequences; see ``mixformerv2-export --box-scale``) into the metadata. The run record (``run.json`` beside the checkpoint: command,
-steps, seed, commit, package versions, data sources with licences, final losses) is copied to
+(chosen on the tuning sequences with ``train/box_scale.py``; see ``mixformerv2-export --box-scale``)
+into the metadata. The run record (``run.json`` beside the checkpoint: command, steps, seed,
+commit, package versions, data sources with licences, final losses) is copied to
 ``models/default/default.run.json``, which the model card references.
 """
 from __future__ import annotations
