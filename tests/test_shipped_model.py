@@ -34,6 +34,8 @@ def test_default_model_is_registered_small_and_intact():
     card = (ROOT / "models" / "MODEL_CARD.md").read_text()
     for needed in ("train/train.py", "GMACs", "CSRT", "MIL", "NanoTrack", "VitTrack", "Apache-2.0", "CC0"):
         assert needed in card, needed
+    scale = manifest.data["metadata"].get("box_scale", "1.0")  # the card names the calibration the files carry
+    assert f"`box_scale` {scale}" in card.split("\n## ")[0], scale
 
 
 @pytest.mark.slow

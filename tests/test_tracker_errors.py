@@ -227,9 +227,10 @@ def test_box_scale_from_the_model_file_scales_the_reported_box(tmp_path):
     frames = [cap.read()[1] for _ in range(6)]
     init = tuple(float(v) for v in (root / "sample_clip_gt.txt").read_text().splitlines()[0].split(","))
     default = resolve_model("default").folder
-    scaled = _with_metadata(default, tmp_path, box_scale="1.25")
+    plain = _with_metadata(default, tmp_path / "plain", box_scale="1.0")
+    scaled = _with_metadata(default, tmp_path / "scaled", box_scale="1.25")
     runs, metas = [], []
-    for model in (default, scaled):
+    for model in (plain, scaled):
         t = Tracker(model, backend="onnxruntime", preset="got10k", precision="fp32")
         t.init(frames[0], init)
         runs.append([(t.update(f)[1], t.score) for f in frames[1:]])
