@@ -13,6 +13,8 @@ processes or on a Dask cluster, and writes under ``<out>/<dataset name>/``::
 
 With ``--protocol recovery`` the same trackers also run the absent-and-reappear cases made from every
 sequence (cut-away, reappear elsewhere), written under ``<out>/<dataset>/recovery/`` (:mod:`.recovery`).
+With ``--starts 0,0.25,...`` every sequence is also run from later start frames (OTB's TRE,
+:mod:`.starts`): ``<seq>@<fraction>`` results beside the ordinary ones, summaries over all of them.
 
 Boxes are ``x, y, w, h`` (top-left corner, pixels). A sequence is finished when its box file has one
 line per frame; finished sequences are skipped on the next run (resume). A job writes its box file
@@ -97,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cuts", default="0.5", metavar="F,F,...",
                    help="recovery protocol: cut positions as fractions of each sequence (default 0.5, the middle, "
                         "as specified; e.g. 0.25,0.5,0.75 makes three cases of each kind per sequence)")
+    p.add_argument("--starts", default="0", metavar="F,F,...",
+                   help="one-pass protocol: start every sequence at these fractions of its length (OTB's TRE; "
+                        "default 0 = the first frame only; e.g. 0,0.25,0.5,0.75 runs each sequence four times, "
+                        "later runs named <seq>@<fraction>, and every summary aggregates over all runs)")
     p.add_argument("--peers-dir", type=Path, default=None,
                    help=f"peer model folder: NanoTrack v2/v3, VitTrack, FEAR-XS ONNX files (default: ${ENV_PEERS_DIR}, "
                         "else ../shared/data/peers if it exists)")
@@ -151,6 +157,21 @@ def main(argv: list[str] | None = None) -> int:
         dataset.sequences = [s for s in dataset.sequences if s.name in wanted]
     for name, reason in dataset.skipped.items():
         print(f"WARNING: skipped sequence {name}: {reason}", file=sys.stderr)
+    from .starts import start_positions, start_sequences
+
+    try:
+        starts = start_positions([v for v in args.starts.split(",") if v.strip()])
+    except ValueError as exc:
+        print(f"mixformerv2-eval: error: --starts {args.starts!r}: {exc}", file=sys.stderr)
+        return 2
+    if starts != [0.0]:
+        if args.protocol != "ope":
+            print("mixformerv2-eval: error: --starts is for the one-pass protocol (ope); the recovery protocol "
+                  "has --cuts", file=sys.stderr)
+            return 2
+        dataset.sequences, not_made = start_sequences(dataset.sequences, starts)
+        for reason in not_made:
+            print(f"WARNING: start not made: {reason}", file=sys.stderr)
     try:  # a resumed output folder with other settings stops either protocol before any job runs
         if args.protocol == "recovery":
             return _main_recovery(args, dataset, specs, workers, peers_dir, every)

@@ -308,3 +308,47 @@ def test_resume_refuses_results_made_with_other_settings(export_small, seqs, tmp
     assert A.main(base + ["--precision", "fp32"]) == 0  # same settings: resumes
     assert A.main(base + ["--precision", "auto", "--no-resume"]) == 0  # rerun replaces them
     assert json.loads((out / "seqs" / "m" / "settings.json").read_text())["precision"] == "auto"
+
+
+def test_start_sequences_cut_each_sequence_at_its_fractions():
+    from mixformerv2_benchmarks.datasets.records import Sequence
+    from mixformerv2_benchmarks.starts import start_positions, start_sequences
+
+    gt = np.array([[i, 0, 5, 5] for i in range(40)], float)
+    gt[20:23] = np.nan  # absent at the 50 % start: moved to the next visible frame
+    seq = Sequence("s", [Path(f"{i}.jpg") for i in range(40)], gt)
+    first_only = Sequence("g", [Path(f"{i}.jpg") for i in range(40)], gt[:1], full_gt=False)
+    runs, reasons = start_sequences([seq, first_only], [0.0, 0.25, 0.5, 0.8])
+    assert [r.name for r in runs] == ["s", "s@0.25", "s@0.5", "g"]
+    assert [r.frames[0].name for r in runs] == ["0.jpg", "10.jpg", "23.jpg", "0.jpg"]
+    np.testing.assert_array_equal(runs[2].gt[0], [23, 0, 5, 5])
+    assert len(runs[1]) == 30 and runs[1].gt.shape == (30, 4) and len(seq) == 40  # the original is untouched
+    assert reasons == ["s@0.8: fewer than 10 frames left after a visible target",
+                       "g@0.25: only the first frame's box is known", "g@0.5: only the first frame's box is known",
+                       "g@0.8: only the first frame's box is known"]
+    _, same = start_sequences([seq], [0.5, 0.51])  # both land on frame 23
+    assert same == ["s@0.51: starts at frame 23, as another start of s"]
+    for bad in (["1"], ["-0.1"], ["0.5", "0.5"], ["x"], []):
+        with pytest.raises(ValueError, match="start positions must be"):
+            start_positions(bad)
+
+
+def test_starts_run_each_sequence_again_from_later_frames(tmp_path, fake, capsys):
+    seqs = tmp_path / "long"
+    for name, x0 in (("a", 4), ("b", 8)):
+        write_sequence(seqs / name, x0, n=24)
+    out = tmp_path / "out"
+    argv = ["--dataset", str(seqs), "--tracker", f"fake={fake}:Fake", "--out", str(out), "--no-progress",
+            "--no-plots", "--starts", "0,0.5"]
+    assert A.main(argv) == 0
+    root = out / "long" / "fake"
+    a, a_half = (np.loadtxt(root / f, delimiter="\t") for f in ("a.txt", "a@0.5.txt"))
+    gt = np.loadtxt(seqs / "a" / "groundtruth.txt", delimiter=",")
+    assert a.shape == (24, 4) and a_half.shape == (12, 4)
+    np.testing.assert_allclose(a_half[0], gt[12])  # initialised on the ground truth of frame 12
+    summary = json.loads((out / "long" / "summary.json").read_text())["trackers"]["fake"]
+    assert set(summary["sequences"]) == {"a", "b", "a@0.5", "b@0.5"}
+    assert summary["overall"]["sequences"] == 4 and summary["overall"]["frames"] == 72
+    code = A.main(["--dataset", str(seqs), "--tracker", f"fake={fake}:Fake", "--out", str(tmp_path / "o2"),
+                   "--protocol", "recovery", "--starts", "0,0.5"])
+    assert code == 2 and "--starts is for the one-pass protocol" in capsys.readouterr().err
