@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # building4 is one of the five held-out sequences (never used for a choice), truck4_2 a tuning one.
 # A box left at the init position scores 0.024 on building4 and 0.016 on truck4_2 (a ~10x6 px truck
 # seen from a drone), so the floors need real tracking.
-MEASURED = {"building4": 0.671, "truck4_2": 0.725}
+MEASURED = {"building4": 0.665, "truck4_2": 0.696}
 MARGIN = 0.10
 
 
