@@ -7,7 +7,9 @@ Model and settings are chosen on the TUNING sequences only; the HELD_OUT ones ar
 separately. Runs ``mixformerv2-eval`` (one thread per worker) on ``--sequences`` and on grayscale
 copies of them (written once under ``<out>/gray``), then prints per tracker and split: success AUC,
 SR0.75, and for trackers with a score the mean score on found (IoU > 0.5) and lost (IoU < 0.1)
-frames and the AUROC between the two. Writes ``<out>/report.json``.
+frames and the AUROC between the two. Writes ``<out>/report.json``. ``--starts 0,0.25,0.5,0.75``
+runs every sequence from those start frames too (``mixformerv2-eval --starts``) and reports over all
+runs: single failure events then weigh less in a choice between candidates.
 """
 from __future__ import annotations
 
@@ -20,7 +22,9 @@ import cv2
 import numpy as np
 
 from mixformerv2_benchmarks import accuracy
+from mixformerv2_benchmarks.datasets import load_dataset
 from mixformerv2_benchmarks.metrics import aggregate, box_iou, evaluate_sequence
+from mixformerv2_benchmarks.starts import start_positions, start_sequences
 
 TUNING = ("ball1", "boat1", "crossing", "person11", "truck4_2")
 HELD_OUT = ("building4", "demo360", "person12_1", "truck4_1", "wakeboard10")
@@ -47,14 +51,17 @@ def gray_copy(src: Path, dst: Path) -> Path:
     return dst
 
 
-def split_report(results: Path, sequences: Path, names: tuple[str, ...]) -> dict:
-    """AUC / SR0.75 (the harness's aggregate over ``names``) and score separation from result files."""
+def split_report(results: Path, sequences: Path, names: tuple[str, ...], starts: tuple[float, ...] = (0.0,)) -> dict:
+    """AUC / SR0.75 (the harness's aggregate over ``names``) and score separation from result files;
+    with ``starts`` (``mixformerv2-eval --starts``) over every start's run of those sequences."""
+    dataset = load_dataset(sequences, "shared")
+    runs, _ = start_sequences([s for s in dataset.sequences if s.name in names], starts)
     seq_results, found, lost = [], [], []
-    for name in names:
-        boxes = np.loadtxt(results / f"{name}.txt", delimiter="\t", ndmin=2)
-        gt = np.loadtxt(sequences / name / "groundtruth.txt", delimiter=",", ndmin=2)
+    for run in runs:
+        boxes = np.loadtxt(results / f"{run.name}.txt", delimiter="\t", ndmin=2)
+        gt = run.gt
         seq_results.append(evaluate_sequence(boxes, gt))
-        score_file = results / f"{name}_score.txt"
+        score_file = results / f"{run.name}_score.txt"
         if score_file.is_file():
             scores = np.loadtxt(score_file)[1:]
             ious = box_iou(boxes[1:], gt[1:])
@@ -62,7 +69,7 @@ def split_report(results: Path, sequences: Path, names: tuple[str, ...]) -> dict
             found += list(scores[ok & (ious > 0.5)])
             lost += list(scores[ok & (ious < 0.1)])
     scores, _ = aggregate(seq_results)
-    out = {"auc": 100 * scores["auc"], "sr75": 100 * scores["sr75"], "sequences": list(names)}
+    out = {"auc": 100 * scores["auc"], "sr75": 100 * scores["sr75"], "sequences": list(names), "runs": len(runs)}
     if found or lost:
         out.update(found_frames=len(found), lost_frames=len(lost),
                    mean_score_found=float(np.mean(found)) if found else float("nan"),
@@ -81,15 +88,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backend", default="onnxruntime", help="backend of the model (default onnxruntime)")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "int8", "bf16"),
                    help="precision of the model (default auto: what Tracker() picks on this machine)")
+    p.add_argument("--starts", default="0", metavar="F,F,...",
+                   help="start frames per sequence as fractions (mixformerv2-eval --starts; default 0 = one pass; "
+                        "0,0.25,0.5,0.75 ranks candidates with four runs per sequence)")
     args = p.parse_args(argv)
+    try:
+        starts = tuple(start_positions([v for v in args.starts.split(",") if v.strip()]))
+    except ValueError as exc:
+        p.error(f"--starts {args.starts!r}: {exc}")
     trackers = [f"model={args.model}", *args.peer]
     sets = {"color": args.sequences.resolve(), "gray": gray_copy(args.sequences.resolve(), args.out / "gray")}
     report: dict = {"tuning": TUNING, "held_out": HELD_OUT, "model": args.model, "backend": args.backend,
-                    "precision": args.precision, "trackers": {}}
+                    "precision": args.precision, "starts": list(starts), "trackers": {}}
     for kind, root in sets.items():
         eval_out = args.out / f"eval_{kind}"
         argv_eval = ["--dataset", str(root), "--workers", str(args.workers), "--threads", "1", "--out", str(eval_out),
-                     "--backend", args.backend, "--precision", args.precision, "--no-progress"]
+                     "--backend", args.backend, "--precision", args.precision, "--no-progress",
+                     "--starts", ",".join(str(f) for f in starts)]
         for t in trackers:
             argv_eval += ["--tracker", t]
         if accuracy.main(argv_eval) not in (0,):
@@ -99,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             label = t.split("=")[0]
             res = eval_out / root.name / label
             report["trackers"].setdefault(label, {})[kind] = {
-                split: split_report(res, root, names) for split, names in
+                split: split_report(res, root, names, starts) for split, names in
                 (("all", TUNING + HELD_OUT), ("tuning", TUNING), ("held_out", HELD_OUT))}
     (args.out / "report.json").write_text(json.dumps(report, indent=1))
     print("| tracker | frames | split | AUC | SR0.75 | score found / lost | AUROC |")
