@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mixformerv2_cpu.formats import ROLES
 from mixformerv2_cpu.manifest import MANIFEST_SUFFIX, write_manifest
-from mixformerv2_cpu.metadata import BOX_SCALE_RANGE
+from mixformerv2_cpu.metadata import box_scale_problem
 
 from .checkpoint import load_model
 from .graphs import graph_metadata
@@ -44,8 +44,9 @@ def export_model(model: MixFormerV2, variant: str, out: str | os.PathLike, name:
     Work happens in a hidden ``.partial-*`` folder; files move into ``out`` only after every
     check passed, and the manifest is written last. Returns the manifest path.
     """
-    if not BOX_SCALE_RANGE[0] <= box_scale <= BOX_SCALE_RANGE[1]:
-        raise ExportError(f"box_scale must be in [{BOX_SCALE_RANGE[0]}, {BOX_SCALE_RANGE[1]}], got {box_scale!r}")
+    problem = box_scale_problem(box_scale)
+    if problem:
+        raise ExportError(problem)
     out = Path(out)
     tmp = _prepare_out(out)
     try:

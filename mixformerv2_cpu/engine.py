@@ -46,14 +46,14 @@ class TemplateState:
 def agreed_metadata(graphs: dict[str, Graph]) -> ModelMetadata:
     """The metadata every graph of one model shares (all keys but ``role``), or ModelFileError naming
     the first key on which two graph files disagree."""
-    items = list(graphs.items())
-    first_role, first = items[0]
-    for role, graph in items[1:]:
-        for key, value in first.metadata.to_strings().items():
-            other = graph.metadata.to_strings()[key]
-            if key != "role" and other != value:
+    (first_role, first), *others = graphs.items()
+    ours = first.metadata.to_strings()
+    for role, graph in others:
+        theirs = graph.metadata.to_strings()
+        for key, value in ours.items():
+            if key != "role" and theirs[key] != value:
                 raise ModelFileError(f"the model's graphs disagree on metadata {key!r}: {first_role} graph "
-                                     f"{value!r}, {role} graph {other!r} (re-export the model)")
+                                     f"{value!r}, {role} graph {theirs[key]!r} (re-export the model)")
     return first.metadata
 
 

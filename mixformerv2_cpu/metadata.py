@@ -17,6 +17,12 @@ FORMAT_VERSION = 1
 BOX_SCALE_RANGE = (0.5, 2.0)  # a calibration, not a different box convention
 
 
+def box_scale_problem(value: float) -> str | None:
+    """Why ``value`` cannot be a model's ``box_scale`` (outside BOX_SCALE_RANGE, or NaN), else None."""
+    low, high = BOX_SCALE_RANGE
+    return None if low <= value <= high else f"box_scale must be in [{low}, {high}], got {value!r}"
+
+
 @dataclass(frozen=True)
 class ModelMetadata:
     """What the runtime needs to know about a graph; never guessed from file names.
@@ -86,9 +92,9 @@ class ModelMetadata:
                 raise ModelFileError(f"{source}: metadata key {f.name!r} has invalid value {raw!r}") from exc
             values[f.name] = val
         meta = cls(**values)
-        if not BOX_SCALE_RANGE[0] <= meta.box_scale <= BOX_SCALE_RANGE[1]:
-            raise ModelFileError(f"{source}: metadata box_scale must be in [{BOX_SCALE_RANGE[0]}, "
-                                 f"{BOX_SCALE_RANGE[1]}], got {meta.box_scale!r}")
+        problem = box_scale_problem(meta.box_scale)
+        if problem:
+            raise ModelFileError(f"{source}: metadata {problem}")
         if meta.role not in ROLES:
             raise ModelFileError(f"{source}: metadata role {meta.role!r} is not one of {ROLES}")
         return meta
