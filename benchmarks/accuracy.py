@@ -159,10 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"WARNING: skipped sequence {name}: {reason}", file=sys.stderr)
     from .starts import start_positions, start_sequences
 
-    try:
-        starts = start_positions([v for v in args.starts.split(",") if v.strip()])
-    except ValueError as exc:
-        print(f"mixformerv2-eval: error: --starts {args.starts!r}: {exc}", file=sys.stderr)
+    starts = _positions_arg("--starts", args.starts, start_positions)
+    if starts is None:
         return 2
     if starts != [0.0]:
         if args.protocol != "ope":
@@ -190,6 +188,16 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failures else 0
 
 
+def _positions_arg(flag: str, text: str, parse) -> list[float] | None:
+    """``flag``'s comma-separated fractions through ``parse`` (cut_positions / start_positions); None
+    after printing the error when they are not valid."""
+    try:
+        return parse([v for v in text.split(",") if v.strip()])
+    except ValueError as exc:
+        print(f"mixformerv2-eval: error: {flag} {text!r}: {exc}", file=sys.stderr)
+        return None
+
+
 def _main_recovery(args: argparse.Namespace, dataset: Dataset, specs: list[TrackerSpec], workers: int,
                    peers_dir: Path | None, every: list) -> int:
     """``--protocol recovery``: the ordinary run plus the absent-and-reappear cases; prints their table."""
@@ -208,10 +216,8 @@ def _main_recovery(args: argparse.Namespace, dataset: Dataset, specs: list[Track
                   "held-out": [n for n in names if n not in tuning and n in kept]}
     from .recovery_cases import cut_positions
 
-    try:
-        cuts = cut_positions([v for v in args.cuts.split(",") if v.strip()])
-    except ValueError as exc:
-        print(f"mixformerv2-eval: error: --cuts {args.cuts!r}: {exc}", file=sys.stderr)
+    cuts = _positions_arg("--cuts", args.cuts, cut_positions)
+    if cuts is None:
         return 2
     summary, failures = evaluate_recovery(dataset, specs, args.out, workers=workers, backend=args.backend,
                                           preset=args.preset, peers_dir=peers_dir, resume=not args.no_resume,

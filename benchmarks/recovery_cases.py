@@ -29,6 +29,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .positions import distinct_fractions, visible
+
 GAP = 30          # absent frames of a case
 WINDOW = 10       # frames after the target's return in which re-acquisition counts
 KINDS = ("cutaway", "elsewhere")
@@ -71,16 +73,11 @@ class RecoveryCase:
         return tuple(float(v) for v in self.gt[0])  # type: ignore[return-value]
 
 
-def _visible(gt: np.ndarray) -> np.ndarray:
-    """(N,) True where the ground-truth row is a finite box with w, h > 0."""
-    return np.isfinite(gt).all(1) & (gt[:, 2] > 0) & (gt[:, 3] > 0)
-
-
 def choose_cut(gt: np.ndarray, gap: int = GAP, window: int = WINDOW, at: float = 0.5) -> int | None:
     """The cut frame: nearest to ``at`` x N (0-based) such that frames 1..cut-1 exist (cut >= 2),
     the target is visible in frame cut-1 and in frames cut+gap .. cut+gap+window-1 (all inside the
     sequence). None when no frame qualifies."""
-    vis = _visible(np.asarray(gt, np.float64).reshape(-1, 4))
+    vis = visible(np.asarray(gt, np.float64).reshape(-1, 4))
     n = len(vis)
     ok = [c for c in range(2, n - gap - window + 1) if vis[c - 1] and vis[c + gap:c + gap + window].all()]
     if not ok:
@@ -222,13 +219,7 @@ def load_frame(ref: FrameRef) -> np.ndarray:
 def cut_positions(values: Sequence[float | str]) -> list[float]:
     """Cut positions (numbers or numeric strings) -> floats; ValueError unless they are distinct
     fractions strictly between 0 and 1."""
-    try:
-        positions = [float(v) for v in values]
-    except ValueError:
-        raise ValueError(f"cut positions must be numbers, got {list(values)}") from None
-    if not positions or any(not 0.0 < a < 1.0 for a in positions) or len(set(positions)) != len(positions):
-        raise ValueError(f"cut positions must be distinct fractions strictly between 0 and 1, got {positions}")
-    return positions
+    return distinct_fractions(values, "cut positions", include_zero=False)
 
 
 def dataset_cases(dataset, gap: int = GAP, window: int = WINDOW, at: float | Sequence[float] = 0.5,

@@ -15,6 +15,7 @@ from collections.abc import Sequence as Seq
 import numpy as np
 
 from .datasets.records import Sequence
+from .positions import distinct_fractions, visible
 
 MIN_FRAMES = 10  # a start leaves at least this many frames to track
 
@@ -22,13 +23,7 @@ MIN_FRAMES = 10  # a start leaves at least this many frames to track
 def start_positions(values: Seq[float | str]) -> list[float]:
     """Start positions (numbers or numeric strings) -> floats; ValueError unless they are distinct
     fractions in [0, 1)."""
-    try:
-        positions = [float(v) for v in values]
-    except ValueError:
-        raise ValueError(f"start positions must be numbers, got {list(values)}") from None
-    if not positions or any(not 0.0 <= a < 1.0 for a in positions) or len(set(positions)) != len(positions):
-        raise ValueError(f"start positions must be distinct fractions in [0, 1), got {positions}")
-    return positions
+    return distinct_fractions(values, "start positions", include_zero=True)
 
 
 def start_name(seq: str, fraction: float) -> str:
@@ -57,8 +52,8 @@ def start_sequences(sequences: Seq[Sequence], fractions: Seq[float],
             if not seq.full_gt:
                 reasons.append(f"{name}: only the first frame's box is known")
                 continue
-            visible = np.flatnonzero(np.isfinite(seq.gt).all(axis=1) & (seq.gt[:, 2:] > 0).all(axis=1))
-            s = next((int(i) for i in visible if i >= math.floor(f * len(seq))), None)
+            shown = np.flatnonzero(visible(seq.gt))
+            s = next((int(i) for i in shown if i >= math.floor(f * len(seq))), None)
             if s is None or len(seq) - s < min_frames:
                 reasons.append(f"{name}: fewer than {min_frames} frames left after a visible target")
             elif s in taken:
