@@ -159,25 +159,14 @@ def test_corrupt_model_file(export_small, tmp_path, backend, victim):
 
 
 def test_model_file_without_metadata(export_small, tmp_path):
-    import onnx
-
-    copy = tmp_path / "exp"
-    shutil.copytree(export_small, copy)
-    path = copy / "mixformerv2_small.search.onnx"
-    proto = onnx.load(str(path))
-    del proto.metadata_props[:]
-    onnx.save(proto, str(path))
-    manifest = copy / "mixformerv2_small.manifest.json"
-    data = json.loads(manifest.read_text())
-    from mixformerv2_cpu.manifest import sha256_of
-    data["files"][path.name] = {"sha256": sha256_of(path), "bytes": path.stat().st_size}
-    manifest.write_text(json.dumps(data))
+    copy = _with_metadata(export_small, tmp_path, roles=("search",), clear=True)
     with pytest.raises(ModelFileError, match="no mixformerv2-cpu metadata"):
         Tracker(copy, backend="onnxruntime")
 
 
-def _with_metadata(export, tmp_path, roles=("full", "template", "search"), **props) -> Path:
-    """A copy of an export whose ``roles`` graphs carry changed metadata (manifest re-hashed)."""
+def _with_metadata(export, tmp_path, roles=("full", "template", "search"), clear=False, **props) -> Path:
+    """A copy of an export whose ``roles`` graphs carry changed metadata (``props`` set, or with
+    ``clear`` none at all; manifest re-hashed)."""
     import onnx
     from mixformerv2_cpu.manifest import sha256_of
 
@@ -189,7 +178,8 @@ def _with_metadata(export, tmp_path, roles=("full", "template", "search"), **pro
     for role in roles:
         path = copy / f"{stem}.{role}.onnx"
         proto = onnx.load(str(path), load_external_data=False)
-        onnx.helper.set_model_props(proto, {**{p.key: p.value for p in proto.metadata_props}, **props})
+        kept = {} if clear else {p.key: p.value for p in proto.metadata_props}
+        onnx.helper.set_model_props(proto, {**kept, **props})
         onnx.save(proto, str(path))
         data["files"][path.name] = {"sha256": sha256_of(path), "bytes": path.stat().st_size}
     manifest.write_text(json.dumps(data))
