@@ -94,3 +94,37 @@ def test_producer_stops_when_its_trainer_is_gone(monkeypatch):
     q.put("unread")  # full: the trainer stopped reading
     alive["value"] = False  # ... and is gone
     assert train.put_while_parent_lives(q, "second", poll=0.01) is False
+
+
+def test_real_video_mean_labels_average_detector_and_teacher_boxes(tmp_path):
+    """labels="mean": per frame the mean of the cached track box and the teacher's box (teacher started
+    on the track's first box); the teacher runs once, its boxes are cached beside the tracks."""
+    import json
+
+    from real_video import load_tracks
+
+    folder = tmp_path / "vtest"
+    folder.mkdir()
+    np.save(folder / "frames.npy", np.zeros((5, 8, 8, 3), np.uint8))
+    track = [[10.0, 20.0, 4.0, 8.0], [12.0, 20.0, 4.0, 8.0], [14.0, 21.0, 4.0, 8.0]]
+    (folder / "tracks.json").write_text(json.dumps({"detections": [[]] * 5, "tracks": [[1, track]]}))
+
+    class Teacher:  # reports the previous box moved 3 px right and 1 px taller
+        def init(self, frame, box):
+            self.box = np.array(box, np.float64)
+
+        def update(self, frame):
+            self.box = self.box + [3.0, 0.0, 0.0, 1.0]
+            return True, tuple(self.box)
+
+    calls = []
+    data = load_tracks(tmp_path, teacher_factory=lambda: calls.append(1) or Teacher(), labels="mean")
+    start, boxes = data.tracks[0]
+    assert start == 1 and len(calls) == 1
+    taught = np.array([[10, 20, 4, 8], [13, 20, 4, 9], [16, 20, 4, 10]], np.float64)
+    np.testing.assert_allclose(boxes, 0.5 * (np.array(track) + taught))
+    again = load_tracks(tmp_path, teacher_factory=lambda: pytest.fail("teacher run again"), labels="mean")
+    np.testing.assert_allclose(again.tracks[0][1], boxes)
+    np.testing.assert_allclose(load_tracks(tmp_path, labels="detections").tracks[0][1], track)
+    with pytest.raises(ValueError, match="labels must be one of"):
+        load_tracks(tmp_path, labels="teacher")

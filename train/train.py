@@ -33,6 +33,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from assets import DATA_SOURCES, Assets  # noqa: E402
 from sampling import GRAY_RATE, render_batch  # noqa: E402
+from real_video import LABELS  # noqa: E402
 
 from mixformerv2_export.network import MixFormerV2, ModelConfig, decode_ltrb  # noqa: E402
 from mixformerv2_export.checkpoint import load_nanotrack_features  # noqa: E402
@@ -70,7 +71,7 @@ def put_while_parent_lives(queue: mp.Queue, item, poll: float = 5.0) -> bool:
 
 def _producer(queue: mp.Queue, cache: str, seed: int, start: int, batch: int, t_size: int, s_size: int,
               real_share: float = 0.0, real_negatives: float = 0.5, peers: str = "",
-              gray_rate: float | None = None) -> None:
+              gray_rate: float | None = None, real_labels: str = "detections") -> None:
     torch.set_num_threads(1)
     import cv2
 
@@ -84,7 +85,7 @@ def _producer(queue: mp.Queue, cache: str, seed: int, start: int, batch: int, t_
         from real_video import load_tracks
         from sampling import render_real_sample, render_sample, stack_samples
 
-        data = load_tracks(Path(cache), Path(peers))
+        data = load_tracks(Path(cache), Path(peers), labels=real_labels)
     step = start
     while True:
         rng = batch_rng(seed, step)
@@ -336,6 +337,9 @@ def main(argv=None) -> int:
                    help="share of each batch drawn from real video (train/real_video.py: people in vtest.avi, "
                         "positives with boxes and look-alike negatives)")
     p.add_argument("--real-negatives", type=float, default=0.5, help="share of the real samples that are negatives")
+    p.add_argument("--real-labels", choices=LABELS, default="detections",
+                   help="boxes of the real-video targets: the detector's (MOG2) or the mean of the detector's and "
+                        "the FEAR-XS teacher's (real_video.load_tracks)")
     p.add_argument("--gray-rate", type=float, help=f"share of grayscale samples (default {GRAY_RATE})")
     p.add_argument("--search-size", type=int, default=CONFIG.search_size,
                    help="search crop side in px (multiple of 16); with --finetune from another size the search "
@@ -397,7 +401,8 @@ def main(argv=None) -> int:
                   "seed": args.seed, "batch": args.batch, "lr": args.lr, "config": dataclasses.asdict(cfg),
                   "stem_init": str(args.stem_init), "commit": _git_commit(), "versions": _versions(),
                   "data_sources": DATA_SOURCES, "real_share": args.real_share,
-                  "real_negatives": args.real_negatives, "distill_boxes": args.distill_boxes,
+                  "real_negatives": args.real_negatives, "real_labels": args.real_labels,
+                  "distill_boxes": args.distill_boxes,
                   "distill_score": args.distill_score,
                   "gray_rate": GRAY_RATE if args.gray_rate is None else args.gray_rate, "sessions": []}
         if args.real_share > 0:
@@ -437,7 +442,8 @@ def main(argv=None) -> int:
     worker = ctx.Process(target=_producer, args=(queue, str(args.cache), args.seed, step, args.batch,
                                                  cfg.template_size, cfg.search_size, real_share,
                                                  record.get("real_negatives", 0.5), str(args.peers),
-                                                 record.get("gray_rate")), daemon=True)
+                                                 record.get("gray_rate"), record.get("real_labels", "detections")),
+                         daemon=True)
     worker.start()
     model.train()
     session = {"commit": _git_commit(), "from_step": step, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
