@@ -29,6 +29,12 @@ def expected_edges(probs: np.ndarray) -> np.ndarray:
     return probs @ _bin_fractions(probs.shape[-1])
 
 
+def edge_peak(probs: np.ndarray) -> np.ndarray:
+    """Edge probabilities (..., 4, bins) -> (...,) mean over the four edges of their largest bin
+    probability: near 1 when every edge is sure of its position, 1/bins when all are flat."""
+    return probs.max(axis=-1).mean(axis=-1)
+
+
 def ltrb_to_cxcywh(ltrb: np.ndarray) -> np.ndarray:
     """(..., 4) l,t,r,b -> (..., 4) cx,cy,w,h. Width/height may be negative (nothing forces r > l)."""
     out = np.empty_like(ltrb)

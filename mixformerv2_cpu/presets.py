@@ -38,6 +38,11 @@ class Preset:
         (with recovery off the box keeps following the reference rule either way).
     lost_ratio: a frame is *low* when its score is under max(lost_threshold, lost_ratio x the
         target's typical score: median of its recent scores that were not low); 0 = absolute only.
+    lost_peak_ratio: a low frame counts towards "lost" only when its edge distributions are also
+        flat: the mean of the four edges' peak probabilities is under lost_peak_ratio x the target's
+        typical peak (median over its recent frames that were not low); 0 = every low frame counts.
+        A target that is there but scored low keeps sharp edges; on an absent target they spread out.
+        The frame is still reported ok=False with recovery on.
     lost_frames: when this many of the last 2 x lost_frames frames were low the state is "lost"
         (with recovery off only a label; the box still follows the reference rule).
     recovery: lost-target recovery (:mod:`.recovery`): while lost, keep the last box that was
@@ -64,6 +69,7 @@ class Preset:
     score_decay: float = 1.0
     lost_threshold: float = 0.3
     lost_ratio: float = 0.0
+    lost_peak_ratio: float = 0.0
     lost_frames: int = 3
     recovery: bool = False
     candidate_threshold: float = 0.5
@@ -94,7 +100,7 @@ class Preset:
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise bad(key, "an integer >= 1")
-        for key in ("lost_ratio", "candidate_threshold", "reacquire_threshold", "reacquire_ratio"):
+        for key in ("lost_ratio", "lost_peak_ratio", "candidate_threshold", "reacquire_threshold", "reacquire_ratio"):
             v = getattr(self, key)
             if not _is_number(v) or not (0 <= v <= 1):
                 raise bad(key, "a number in [0, 1]")

@@ -4,7 +4,10 @@ The reference tracker searches one crop around the last box forever. Here every 
 judged against the target's *typical score* ``ref`` (median of its last ``HISTORY`` confident scores;
 the model scores some targets 0.99 and others 0.85): a frame is *low* when its score is under
 ``max(lost_threshold, lost_ratio * ref)``. When ``lost_frames`` of the last ``2 * lost_frames``
-frames were low, the target is *lost*. With ``recovery`` off that is only a label. With it on:
+frames were low, the target is *lost*; with ``lost_peak_ratio`` > 0 only low frames whose *peak* (mean
+over the four edge distributions of their largest probability) is under ``lost_peak_ratio`` times the
+target's typical peak (median over the same frames as ``ref``) count: a target that is still there
+but scored low keeps sharp edges, an absent one does not. With ``recovery`` off that is only a label. With it on:
 
 * the reported box goes back to the *anchor* (the last box that was not low) and stays there,
   reported with ok=False; the online template is not updated;
@@ -52,6 +55,7 @@ class RecoverySettings:
     lost_threshold: float
     lost_ratio: float
     lost_frames: int
+    lost_peak_ratio: float
     candidate_threshold: float
     reacquire_threshold: float
     reacquire_ratio: float
@@ -63,7 +67,8 @@ class RecoverySettings:
     @classmethod
     def from_preset(cls, preset) -> "RecoverySettings":
         return cls(bool(preset.recovery), float(preset.lost_threshold), float(preset.lost_ratio),
-                   int(preset.lost_frames), float(preset.candidate_threshold), float(preset.reacquire_threshold),
+                   int(preset.lost_frames), float(preset.lost_peak_ratio), float(preset.candidate_threshold),
+                   float(preset.reacquire_threshold),
                    float(preset.reacquire_ratio), int(preset.max_crops_per_frame),
                    tuple(float(g) for g in preset.growth_factors), float(preset.tile_stride),
                    float(preset.search_factor))
@@ -97,9 +102,10 @@ class RecoveryState:
     """Per-target state machine (rules in the module docstring).
 
     ``state``: TRACKING or LOST. ``anchor``: last box that was not low (the init box at first);
-    the reported box while lost. ``lows``: low flags of the last 2*lost_frames tracked frames;
-    ``history``: the last HISTORY scores that were not low; ``low``: whether the last tracked frame
-    was low. While lost: ``lost_for`` frames so far, ``cursor`` in the candidate cycle, ``pending``
+    the reported box while lost. ``lows``: flags of the last 2*lost_frames tracked frames, set when
+    the frame was low and (with ``lost_peak_ratio``) flat;
+    ``history`` / ``peaks``: the scores / edge peaks of the last HISTORY frames that were not low;
+    ``low``: whether the last tracked frame was low. While lost: ``lost_for`` frames so far, ``cursor`` in the candidate cycle, ``pending``
     candidate boxes to verify on the next frame.
     """
 
@@ -112,6 +118,7 @@ class RecoveryState:
     pending: list[Box] = field(default_factory=list)
     lows: deque = field(default_factory=deque)
     history: deque = field(default_factory=lambda: deque(maxlen=HISTORY))
+    peaks: deque = field(default_factory=lambda: deque(maxlen=HISTORY))
 
     def __post_init__(self) -> None:
         self.anchor = tuple(float(v) for v in self.anchor)  # type: ignore[assignment]
@@ -139,18 +146,30 @@ class RecoveryState:
         s = self.settings
         return s.reacquire_threshold if ref is None else max(s.reacquire_threshold, s.reacquire_ratio * ref)
 
-    def observe(self, box: Box, score: float) -> str:
-        """A tracked frame's box and score (normal search) -> the state after it.
+    def flat(self, peak: float | None) -> bool:
+        """Whether edge distributions with this mean ``peak`` count as flat: under lost_peak_ratio x the
+        typical peak. True (the score alone decides) when the rule is off, before the first kept peak,
+        or when no peak is given."""
+        ratio = self.settings.lost_peak_ratio
+        if ratio <= 0 or peak is None or not self.peaks:
+            return True
+        return peak < ratio * statistics.median(self.peaks)
 
-        Not low: ``box`` becomes the anchor, the score joins the history, state TRACKING. Then
-        ``lost_frames`` low frames among the last 2*lost_frames make the target LOST (the lost
-        period starts afresh: cursor, pending candidates and low flags reset).
+    def observe(self, box: Box, score: float, peak: float | None = None) -> str:
+        """A tracked frame's box, score and edge ``peak`` (:func:`~.decode.edge_peak`) -> the state after it.
+
+        Low: score under :meth:`low_level` (ok=False with recovery on). Not low: ``box`` becomes the
+        anchor, the score and peak join the histories, state TRACKING. Then ``lost_frames`` low frames
+        with :meth:`flat` edges among the last 2*lost_frames make the target LOST (the lost period
+        starts afresh: cursor, pending candidates and low flags reset).
         """
         self.low = score < self.low_level()
-        self.lows.append(self.low)
+        self.lows.append(self.low and self.flat(peak))
         if not self.low:
             self.state, self.anchor = TRACKING, tuple(float(v) for v in box)  # type: ignore[assignment]
             self.history.append(float(score))
+            if peak is not None:
+                self.peaks.append(float(peak))
         elif sum(self.lows) >= self.settings.lost_frames and self.state != LOST:
             self.state, self.lost_for, self.cursor, self.pending = LOST, 0, 0, []
             self.lows.clear()

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .boxes import Box, bin_positions, validate_box
-from .decode import decode_boxes
+from .decode import decode_boxes, edge_peak
 from .engine import Engine, TemplateState
 from .errors import InvalidBoxError, InvalidFrameError, NotInitializedError
 from .frames import as_bgr
@@ -163,7 +163,7 @@ class MultiTracker:
                 continue
             t.prediction = mine[0]
             t.box, t.score = t.prediction.box, t.prediction.score
-            t.recovery.observe(t.box, t.score)
+            t.recovery.observe(t.box, t.score, float(edge_peak(t.prediction.distributions)))
             t.ok = t.score >= p.lost_threshold if not p.recovery else not t.recovery.low
             if t.recovery.searching:  # just lost: back to the last box that was not low, kept while lost
                 t.box = t.recovery.anchor

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from mixformerv2_cpu.boxes import validate_box
-from mixformerv2_cpu.decode import decode_boxes
+from mixformerv2_cpu.decode import decode_boxes, edge_peak
 from mixformerv2_cpu.errors import InvalidBoxError
 from mixformerv2_cpu.geometry import clip_box, crop_side, map_back, sample_target, scale_box
 from mixformerv2_cpu.preprocess import normalize_patch
@@ -118,6 +118,12 @@ def test_decode_distribution_expectation():
     box, probs = decode_boxes(logits)
     np.testing.assert_allclose(box[0], [0.5, 0.25, 0.5, 0.5])
     np.testing.assert_allclose(probs.sum(-1), 1)
+
+
+def test_edge_peak_is_the_mean_of_the_four_largest_bins():
+    probs = np.array([[[1.0, 0, 0, 0], [0.5, 0.5, 0, 0], [0.25] * 4, [0.1, 0.2, 0.7, 0]]])  # (1, 4, 4)
+    np.testing.assert_allclose(edge_peak(probs), [(1.0 + 0.5 + 0.25 + 0.7) / 4])
+    assert edge_peak(probs[0]).shape == ()
 
 
 def test_scale_box_keeps_the_centre():

@@ -21,7 +21,7 @@ from mixformerv2_benchmarks import recovery_cases as RC
 
 
 def settings(**kw) -> RecoverySettings:
-    base = dict(enabled=True, lost_threshold=0.3, lost_ratio=0.0, lost_frames=3, candidate_threshold=0.5,
+    base = dict(enabled=True, lost_threshold=0.3, lost_ratio=0.0, lost_frames=3, lost_peak_ratio=0.0, candidate_threshold=0.5,
                 reacquire_threshold=0.6, reacquire_ratio=0.0, max_crops=6, growth_factors=(1.5,), tile_stride=0.5,
                 search_factor=4.0)
     base.update(kw)
@@ -54,6 +54,27 @@ def test_low_is_relative_to_the_typical_score():
     assert st.typical_score == pytest.approx(0.96) and st.low_level() == pytest.approx(0.72)
     st.observe(BOX, 0.6)
     assert st.low and st.typical_score == pytest.approx(0.96)  # low scores stay out of the history
+
+
+def test_only_low_frames_with_flat_edges_count_towards_lost():
+    """lost_peak_ratio 0.7: a low frame counts towards "lost" only when its edge peak is under 0.7 x the
+    typical peak (median peak of the frames that were not low); it is low all the same (ok=False, the
+    anchor stays, no history)."""
+    st = RecoveryState(settings(lost_frames=2, lost_peak_ratio=0.7), BOX)
+    for peak in (0.5, 0.4, 0.6):
+        st.observe(BOX, 0.9, peak)
+    assert st.typical_score == pytest.approx(0.9) and list(st.peaks) == [0.5, 0.4, 0.6]  # typical peak 0.5
+    for _ in range(4):  # low score, sharp edges (0.36 >= 0.35): never lost
+        assert st.observe((110, 80, 20, 20), 0.1, 0.36) == TRACKING and st.low
+    assert st.anchor == BOX and list(st.history) == [0.9] * 3 and len(st.peaks) == 3
+    assert st.observe((120, 80, 20, 20), 0.1, 0.34) == TRACKING  # flat: the first that counts
+    assert st.observe((130, 80, 20, 20), 0.1) == LOST  # no peak given: every low frame counts
+    # without the rule the sharp low frames count at once
+    st = RecoveryState(settings(lost_frames=2), BOX)
+    for peak in (0.5, 0.4, 0.6):
+        st.observe(BOX, 0.9, peak)
+    st.observe((110, 80, 20, 20), 0.1, 0.36)
+    assert st.observe((110, 80, 20, 20), 0.1, 0.36) == LOST
 
 
 def test_recovery_off_makes_lost_only_a_label():
@@ -241,6 +262,7 @@ def test_presets_turn_recovery_on_in_default_only():
 @pytest.mark.parametrize("params", [{"recovery": 1}, {"lost_frames": 0}, {"max_crops_per_frame": 2.5},
                                     {"reacquire_threshold": 1.5}, {"tile_stride": 0}, {"growth_factors": [0.5]},
                                     {"growth_factors": 1.5}, {"lost_ratio": -1}, {"candidate_threshold": True},
+                                    {"lost_peak_ratio": 1.2}, {"lost_peak_ratio": "0.7"},
                                     {"min_box_side": 0}, {"min_box_side": 12}, {"min_box_side": True}])
 def test_invalid_recovery_values(params):
     with pytest.raises(PresetError):
