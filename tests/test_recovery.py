@@ -520,3 +520,19 @@ def test_tracker_spec_with_its_own_preset():
     assert preset_arg("lasot") == "lasot" and preset_arg(None) is None
     with pytest.raises(ValueError, match="JSON"):
         preset_arg("recovery=maybe")
+
+
+def test_lost_signals_counts_low_and_flat_frames():
+    """tools/lost_signals.flagged: % of absent / tracked frames a lost rule would count, by hand."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from lost_signals import flagged
+
+    rows = [(0.9, 0.5, False, 0.9), (0.9, 0.4, False, 0.9), (0.9, 0.6, False, 0.9),  # typical peak 0.5
+            (0.1, 0.4, False, 0.8),   # low score, sharp edges, target tracked
+            (0.05, 0.2, True, float("nan")),  # low and flat, target absent
+            None, (0.05, 0.9, True, float("nan"))]  # new case: no peak history, every low frame counts
+    assert flagged(rows, 0.45, 0.7) == (100.0, 0.0)
+    assert flagged(rows, 0.45, float("inf")) == (100.0, 25.0)
+    assert flagged(rows, 0.45, 0.81) == (100.0, 25.0)  # 0.4 < 0.81 x 0.5: flat enough
