@@ -4,10 +4,11 @@ The reference tracker searches one crop around the last box forever. Here every 
 judged against the target's *typical score* ``ref`` (median of its last ``HISTORY`` confident scores;
 the model scores some targets 0.99 and others 0.85): a frame is *low* when its score is under
 ``max(lost_threshold, lost_ratio * ref)``. When ``lost_frames`` of the last ``2 * lost_frames``
-frames were low, the target is *lost*; with ``lost_peak_ratio`` > 0 only low frames whose *peak* (mean
-over the four edge distributions of their largest probability) is under ``lost_peak_ratio`` times the
-target's typical peak (median over the same frames as ``ref``) count: a target that is still there
-but scored low keeps sharp edges, an absent one does not. With ``recovery`` off that is only a label. With it on:
+frames were low, the target is *lost*; with ``lost_peak_ratio`` > 0 only low frames whose *peak*
+(mean over the four edge distributions of their largest probability) is under ``lost_peak_ratio``
+times the target's typical peak (median over the same frames as ``ref``) count: a target that is
+still there but scored low keeps sharp edges, an absent one does not. With ``recovery`` off that is
+only a label. With it on:
 
 * the reported box goes back to the *anchor* (the last box that was not low) and stays there,
   reported with ok=False; the online template is not updated;
@@ -103,9 +104,9 @@ class RecoveryState:
 
     ``state``: TRACKING or LOST. ``anchor``: last box that was not low (the init box at first);
     the reported box while lost. ``lows``: flags of the last 2*lost_frames tracked frames, set when
-    the frame was low and (with ``lost_peak_ratio``) flat;
-    ``history`` / ``peaks``: the scores / edge peaks of the last HISTORY frames that were not low;
-    ``low``: whether the last tracked frame was low. While lost: ``lost_for`` frames so far, ``cursor`` in the candidate cycle, ``pending``
+    the frame was low and (with ``lost_peak_ratio``) flat; ``history`` / ``peaks``: the scores / edge
+    peaks of the last HISTORY frames that were not low; ``low``: whether the last tracked frame was
+    low. While lost: ``lost_for`` frames so far, ``cursor`` in the candidate cycle, ``pending``
     candidate boxes to verify on the next frame.
     """
 

@@ -163,7 +163,8 @@ class MultiTracker:
                 continue
             t.prediction = mine[0]
             t.box, t.score = t.prediction.box, t.prediction.score
-            t.recovery.observe(t.box, t.score, float(edge_peak(t.prediction.distributions)))
+            peak = float(edge_peak(t.prediction.distributions)) if p.lost_peak_ratio > 0 else None
+            t.recovery.observe(t.box, t.score, peak)
             t.ok = t.score >= p.lost_threshold if not p.recovery else not t.recovery.low
             if t.recovery.searching:  # just lost: back to the last box that was not low, kept while lost
                 t.box = t.recovery.anchor

@@ -169,6 +169,7 @@ class FakeEngine:
     edge logits that put the box in the middle fifth of every crop."""
 
     script = None  # callable (call index, batch size) -> scores (B,)
+    flat_from = None  # call index from which the edge logits are all equal (flat distributions)
 
     def __init__(self, *args, **kwargs):
         self.meta = SimpleNamespace(search_size=64, template_size=32, bins=16, mean=[0.5] * 3, std=[0.25] * 3,
@@ -186,6 +187,8 @@ class FakeEngine:
         self.batches.append(len(batch))
         logits = np.full((len(batch), 4, 16), -20.0, np.float32)
         logits[:, 0, 6] = logits[:, 1, 6] = logits[:, 2, 9] = logits[:, 3, 9] = 20.0
+        if self.flat_from is not None and len(self.batches) - 1 >= self.flat_from:
+            logits[:] = 0.0
         return logits, np.asarray(self.script(len(self.batches) - 1, len(batch)), np.float32)
 
 
@@ -193,8 +196,8 @@ class FakeEngine:
 def fake_tracker(monkeypatch):
     monkeypatch.setattr(tracker_module, "Engine", FakeEngine)
 
-    def make(script, **preset):
-        FakeEngine.script = staticmethod(script)
+    def make(script, flat_from=None, **preset):
+        FakeEngine.script, FakeEngine.flat_from = staticmethod(script), flat_from
         base = {"update_interval": 2, "lost_frames": 3, "lost_ratio": 0.0, "max_crops_per_frame": 4,
                 "growth_factors": [], "tile_stride": 0.5, "reacquire_ratio": 0.0}
         t = Tracker(preset={**base, **preset})
@@ -238,6 +241,25 @@ def test_tracker_goes_lost_keeps_box_and_template_then_reacquires(fake_tracker):
     assert eng.batches[-1] == 4
     ok, _ = t.update(frame)
     assert eng.batches[-1] == 1 and t.state == "tracking"  # normal tracking again
+
+
+def test_tracker_counts_only_flat_low_frames_with_lost_peak_ratio(fake_tracker):
+    """lost_peak_ratio 0.7: low scores with sharp edges are ok=False but never make the target lost; once
+    the edges go flat (call 8 on) three low frames do. Without the rule the third low frame does."""
+    def script(call, n):
+        return [0.95] * n if call < 4 else [0.05] * n
+
+    frame = np.zeros((120, 160, 3), np.uint8)
+    t = fake_tracker(script, flat_from=8, lost_peak_ratio=0.7)
+    states = []
+    for _ in range(10):
+        ok, _ = t.update(frame)
+        states.append((ok, t.state))
+    assert states[:4] == [(True, "tracking")] * 4
+    assert states[4:9] == [(False, "tracking")] * 5  # calls 4-7 sharp, call 8 the first flat one
+    assert states[9] == (False, "tracking") and t.update(frame)[0] is False and t.state == "lost"  # call 10: 3rd flat
+    t = fake_tracker(script)
+    assert [t.update(frame) and t.state for _ in range(7)][-2:] == ["tracking", "lost"]
 
 
 def test_recovery_off_is_the_reference_rule(fake_tracker):
