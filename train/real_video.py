@@ -168,8 +168,8 @@ def load_tracks(cache: Path, peers: Path = Path("../shared/data/peers"), teacher
 
     ``labels`` (one of LABELS): the track boxes are the detector's ("detections", MOG2 silhouettes), or
     "mean": per frame the mean of the detector's box and the teacher's (cached beside the tracks);
-    the two agree at IoU >= AGREE_IOU by construction (median IoU 0.86), and their mean halves the
-    independent part of their errors (MOG2 merges people and takes in shadows; FEAR-XS drifts to the torso)."""
+    the two agree at IoU >= AGREE_IOU by construction (median IoU 0.86), and their mean averages out
+    part of their independent errors (MOG2 merges people and takes in shadows; FEAR-XS drifts to the torso)."""
     if labels not in LABELS:
         raise ValueError(f"labels must be one of {LABELS}, got {labels!r}")
     folder = cache / "vtest"
