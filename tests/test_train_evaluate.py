@@ -24,8 +24,9 @@ def test_split_report_pools_every_start_with_its_own_ground_truth(tmp_path):
         wrong = gt[10:].copy()
         wrong[1:, 0] += 100                                                # from frame 10: lost after the init
         np.savetxt(res / f"{name}@0.5.txt", wrong, delimiter="\t")
-    one = evaluate.split_report(res, seqs, ("a",))
-    both = evaluate.split_report(res, seqs, ("a", "b"), starts=(0.0, 0.5))
+    sequences = evaluate.load_dataset(seqs, "shared").sequences
+    one = evaluate.split_report(res, sequences, ("a",))
+    both = evaluate.split_report(res, sequences, ("a", "b"), starts=(0.0, 0.5))
     assert one["runs"] == 1 and one["sr75"] == 100.0
     # pooled over 4 runs: 2 x 19 tracked frames exact, 2 x 9 frames with IoU 0
     assert both["runs"] == 4 and both["sr75"] == 100.0 * 38 / 56

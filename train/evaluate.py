@@ -51,11 +51,11 @@ def gray_copy(src: Path, dst: Path) -> Path:
     return dst
 
 
-def split_report(results: Path, sequences: Path, names: tuple[str, ...], starts: tuple[float, ...] = (0.0,)) -> dict:
+def split_report(results: Path, sequences: list, names: tuple[str, ...], starts: tuple[float, ...] = (0.0,)) -> dict:
     """AUC / SR0.75 (the harness's aggregate over ``names``) and score separation from result files;
-    with ``starts`` (``mixformerv2-eval --starts``) over every start's run of those sequences."""
-    dataset = load_dataset(sequences, "shared")
-    runs, _ = start_sequences([s for s in dataset.sequences if s.name in names], starts)
+    ``sequences``: the dataset's loaded sequences (``load_dataset(...).sequences``); with ``starts``
+    (``mixformerv2-eval --starts``) over every start's run of those sequences."""
+    runs, _ = start_sequences([s for s in sequences if s.name in names], starts)
     seq_results, found, lost = [], [], []
     for run in runs:
         boxes = np.loadtxt(results / f"{run.name}.txt", delimiter="\t", ndmin=2)
@@ -110,11 +110,12 @@ def main(argv: list[str] | None = None) -> int:
         if accuracy.main(argv_eval) not in (0,):
             print(f"evaluation of {kind} failed", file=sys.stderr)
             return 1
+        sequences = load_dataset(root, "shared").sequences  # once per copy: every tracker and split reads it
         for t in trackers:
             label = t.split("=")[0]
             res = eval_out / root.name / label
             report["trackers"].setdefault(label, {})[kind] = {
-                split: split_report(res, root, names, starts) for split, names in
+                split: split_report(res, sequences, names, starts) for split, names in
                 (("all", TUNING + HELD_OUT), ("tuning", TUNING), ("held_out", HELD_OUT))}
     (args.out / "report.json").write_text(json.dumps(report, indent=1))
     print("| tracker | frames | split | AUC | SR0.75 | score found / lost | AUROC |")
