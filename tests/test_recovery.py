@@ -556,5 +556,5 @@ def test_lost_signals_counts_low_and_flat_frames():
             (0.05, 0.2, True, float("nan")),  # low and flat, target absent
             None, (0.05, 0.9, True, float("nan"))]  # new case: no peak history, every low frame counts
     assert flagged(rows, 0.45, 0.7) == (100.0, 0.0)
-    assert flagged(rows, 0.45, float("inf")) == (100.0, 25.0)
+    assert flagged(rows, 0.45, 0.0) == (100.0, 25.0)  # the rule off: the score alone
     assert flagged(rows, 0.45, 0.81) == (100.0, 25.0)  # 0.4 < 0.81 x 0.5: flat enough

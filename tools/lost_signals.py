@@ -6,23 +6,23 @@ another sequence in the middle, the target absent there) on the given sequences,
 records the score and the edge peak (:func:`mixformerv2_cpu.decode.edge_peak`). Prints, for a score
 level and peak ratios R, the share of absent frames and of frames with the target tracked (IoU > 0.5)
 that are low (score under the level) and flat (peak under R x the median peak of the frames so far
-that were not low): what ``lost_peak_ratio`` R counts towards "lost" (R = 1 and no history: every
-low frame).
+that were not low): what ``lost_peak_ratio`` R counts towards "lost", by the runtime's own rule
+(``RecoveryState``; R = 0: every low frame).
 
     python tools/lost_signals.py --model default --model runs/exports/ft11_s1200
 """
 from __future__ import annotations
 
 import argparse
-import statistics
 
 import numpy as np
 
 from mixformerv2_benchmarks.datasets import load_dataset
 from mixformerv2_benchmarks.metrics import box_iou
 from mixformerv2_benchmarks.recovery_cases import dataset_cases, load_frame
-from mixformerv2_cpu import Tracker
+from mixformerv2_cpu import Tracker, load_preset
 from mixformerv2_cpu.decode import edge_peak
+from mixformerv2_cpu.recovery import RecoverySettings, RecoveryState
 
 TUNING = "ball1,boat1,crossing,person11,truck4_2"
 
@@ -45,21 +45,23 @@ def frames_of(model: str, cases, threads: int) -> list[tuple[float, float, bool,
 
 
 def flagged(rows, level: float, ratio: float) -> tuple[float, float]:
-    """% of absent frames and of tracked frames (IoU > 0.5) that are low and flat."""
+    """% of absent frames and of tracked frames (IoU > 0.5) that the runtime's lost rule
+    (:class:`~mixformerv2_cpu.recovery.RecoveryState`, score level ``level``, ``lost_peak_ratio``
+    ``ratio``; 0 = score only) counts towards "lost": low and flat."""
+    settings = RecoverySettings.from_preset(load_preset({"recovery": False, "lost_threshold": level, "lost_ratio": 0.0,
+                                                         "lost_peak_ratio": ratio}, "other"))
     counts = np.zeros((2, 2))  # [absent, tracked] x [flagged, all]
-    peaks: list[float] = []
+    state = RecoveryState(settings, (0.0, 0.0, 1.0, 1.0))
     for row in rows:
-        if row is None:
-            peaks = []
+        if row is None:  # a new case: the rule's histories start afresh
+            state = RecoveryState(settings, (0.0, 0.0, 1.0, 1.0))
             continue
         score, peak, absent, iou = row
-        low = score < level
-        flat = low and (not peaks or peak < ratio * statistics.median(peaks[-30:]))
-        if not low:
-            peaks.append(peak)
+        counted = score < state.low_level() and state.flat(peak)
+        state.observe(state.anchor, score, peak)
         for k, member in enumerate((absent, not absent and iou > 0.5)):
             if member:
-                counts[k] += (flat, 1)
+                counts[k] += (counted, 1)
     return tuple(100 * counts[:, 0] / np.maximum(counts[:, 1], 1))
 
 
@@ -80,9 +82,9 @@ def main(argv=None) -> int:
     print("|---|---:|---:|---:|")
     for model in args.model:
         rows = frames_of(model, cases, args.threads)
-        for ratio in (float("inf"), 0.8, 0.7, 0.6):
+        for ratio in (0.0, 0.8, 0.7, 0.6):
             absent, tracked = flagged(rows, args.level, ratio)
-            label = "score only" if ratio == float("inf") else f"{ratio}"
+            label = "score only" if ratio == 0.0 else f"{ratio}"
             print(f"| {model} | {label} | {absent:.1f} | {tracked:.1f} |")
     return 0
 
