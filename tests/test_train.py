@@ -83,6 +83,19 @@ def test_distill_score_trains_synthetic_samples_towards_the_teacher():
 
 
 
+def test_teacher_sees_the_student_crop_at_its_own_search_size():
+    s = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).reshape(2, 3, 4, 4)
+    assert train.teacher_view(s, 4) is s  # same size: the very tensor
+    up = train.teacher_view(s, 8)  # 4 px -> 8 px: each source pixel becomes 2x2, bilinear in between
+    assert up.shape == (2, 3, 8, 8)
+    # bilinear, half-pixel centres: output pixel 0 samples source x = -0.25 (clamped to 0), pixel 1 x = 0.25
+    assert float(up[0, 0, 0, 0]) == pytest.approx(0.0)
+    assert float(up[0, 0, 0, 1]) == pytest.approx(0.25 * 1.0)  # row 0 of the source is 0, 1, 2, 3
+    assert float(up[1, 2, 7, 7]) == pytest.approx(float(s[1, 2, 3, 3]))
+    flat = torch.full((1, 3, 160, 160), 0.5)
+    assert torch.allclose(train.teacher_view(flat, 192), torch.full((1, 3, 192, 192), 0.5))
+
+
 def test_producer_stops_when_its_trainer_is_gone(monkeypatch):
     import queue
     from types import SimpleNamespace

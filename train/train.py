@@ -233,6 +233,16 @@ def box_distill_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tens
                     reduction="none").sum(-1).sum(-1).mean()
 
 
+def teacher_view(search: torch.Tensor, size: int) -> torch.Tensor:
+    """The student's search crops (N,3,S,S) as the teacher sees them: resized (bilinear) to the teacher's
+    own search size (N,3,size,size) when it differs. The crop covers the same region at both sizes and
+    the edge distributions are in crop-relative bins, so the teacher's logits apply to the student as
+    they are; unchanged (same tensor) when the sizes agree."""
+    if search.shape[-1] == size:
+        return search
+    return F.interpolate(search, size=(size, size), mode="bilinear", align_corners=False, antialias=False)
+
+
 def losses(model, aux, tapped, batch, teacher=None, distill_weight=0.0, distill_score=False):
     """Total loss and its parts. ``batch``: the 6 arrays of ``stack_samples`` and, with real video in
     the mix, a 7th: (N,) 1.0 where the sample is real video. With ``distill_score`` (needs the teacher)
@@ -254,7 +264,7 @@ def losses(model, aux, tapped, batch, teacher=None, distill_weight=0.0, distill_
     parts, target = {}, label
     if teacher is not None:  # keep the boxes of the weights we started from, on every sample
         with torch.no_grad():
-            t_logits, t_score = teacher(t, o, s)
+            t_logits, t_score = teacher(t, o, teacher_view(s, teacher.cfg.search_size))
         l_distill = box_distill_loss(logits, t_logits)
         parts["distill"] = l_distill.item()
         if distill_score:
@@ -427,9 +437,10 @@ def main(argv=None) -> int:
     teacher, distill = None, record.get("distill_boxes", 0.0)  # a resumed run keeps its own settings
     distill_score = record.get("distill_score", False)
     if distill:
-        teacher = MixFormerV2(cfg)
+        # the teacher keeps its own search size (it sees the student's crops resized to it, teacher_view)
         src = torch.load(record["finetuned_from"]["weights"], map_location="cpu", weights_only=True)
-        teacher.load_state_dict(resize_search_pos_embed(src["net"], cfg))
+        teacher = MixFormerV2(ModelConfig(**src["config"]) if "config" in src else CONFIG)
+        teacher.load_state_dict(src["net"])
         teacher.eval().requires_grad_(False)
     groups = param_groups(model, aux, args.lr)
     params = [q for g in groups for q in g["params"]]
