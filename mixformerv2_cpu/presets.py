@@ -57,6 +57,11 @@ class Preset:
     growth_factors: search-factor multipliers of the grown crops around the last box that start
         the candidate cycle (empty: none).
     tile_stride: distance of the whole-frame tiles, in crop sides (crops at the target's scale).
+    tile_min_fraction: smallest side of a whole-frame tile, as a fraction of the frame's shorter
+        side (0 = tiles always at the target's scale). For a small target the tiles at its own scale
+        are many (a 15 px target in a 640x360 frame: about 100 tiles, 20 lost frames per pass);
+        larger tiles cover the frame in a few frames, and a candidate they nominate is still
+        verified with a crop at the target's scale.
     min_box_side: smallest box side (px) a prediction is clipped to, and how much of the box stays
         inside the frame (the reference ``clip_box`` margin: 10).
     """
@@ -78,6 +83,7 @@ class Preset:
     max_crops_per_frame: int = 6
     growth_factors: tuple[float, ...] = (1.5,)
     tile_stride: float = 0.5
+    tile_min_fraction: float = 0.0
     min_box_side: float = 10.0
 
     def __post_init__(self) -> None:
@@ -110,6 +116,9 @@ class Preset:
         v = self.tile_stride
         if not _is_number(v) or not (0 < v <= 1):
             raise bad("tile_stride", "a number in (0, 1] (crop sides)")
+        v = self.tile_min_fraction
+        if not _is_number(v) or not (0 <= v <= 1):
+            raise bad("tile_min_fraction", "a number in [0, 1] (of the frame's shorter side)")
         g = self.growth_factors
         if isinstance(g, (str, bytes)) or not isinstance(g, (list, tuple)) or not all(
                 _is_number(f) and math.isfinite(f) and f >= 1 for f in g):

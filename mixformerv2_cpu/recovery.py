@@ -16,8 +16,8 @@ only a label. With it on:
   "local" crop around the anchor at the preset's search factor, the "verify" crops of the
   candidates found on the previous frame, then the next items of a *candidate cycle*: crops around
   the anchor grown by ``growth_factors``, then "tile" crops covering the whole frame at the target's
-  scale (crop side of the anchor, centres ``tile_stride`` crop sides apart, nearest the anchor
-  first). What does not fit in this frame comes on the next ones (round robin);
+  scale (crop side of the anchor, or at least ``tile_min_fraction`` of the frame's shorter side;
+  centres ``tile_stride`` tile sides apart, nearest the anchor first). What does not fit in this frame comes on the next ones (round robin);
 * a grown or tile crop whose score reaches ``candidate_threshold`` only nominates a candidate: on
   the next frame a crop at the target's scale is centred on it (up to ``VERIFY_PER_FRAME``
   candidates, best first). A local or verify crop scoring at least ``max(reacquire_threshold,
@@ -64,6 +64,7 @@ class RecoverySettings:
     growth_factors: tuple[float, ...]
     tile_stride: float
     search_factor: float
+    tile_min_fraction: float = 0.0
 
     @classmethod
     def from_preset(cls, preset) -> "RecoverySettings":
@@ -72,7 +73,7 @@ class RecoverySettings:
                    float(preset.reacquire_threshold),
                    float(preset.reacquire_ratio), int(preset.max_crops_per_frame),
                    tuple(float(g) for g in preset.growth_factors), float(preset.tile_stride),
-                   float(preset.search_factor))
+                   float(preset.search_factor), float(preset.tile_min_fraction))
 
 
 class CropSpec(NamedTuple):
@@ -220,15 +221,22 @@ def axis_centres(length: int, side: float, stride: float) -> np.ndarray:
     return np.linspace(0.5 * side, length - 0.5 * side, n)
 
 
-def tile_boxes(anchor: Sequence[float], height: int, width: int, search_factor: float,
-               tile_stride: float) -> list[Box]:
-    """Boxes (anchor-sized) centred on a grid covering the height x width frame with search crops
-    at the target's scale; nearest the anchor's centre first (ties: row-major).
+def tile_side(anchor: Sequence[float], height: int, width: int, search_factor: float,
+              min_fraction: float = 0.0) -> float:
+    """Side (px) of the whole-frame tiles: the anchor's search crop side, ceil(sqrt(w*h) *
+    search_factor), or ``min_fraction`` x min(height, width) when that is larger."""
+    own = float(math.ceil(math.sqrt(anchor[2] * anchor[3]) * search_factor))
+    return max(own, float(min_fraction * min(height, width)))
 
-    Crop side = ceil(sqrt(w*h) * search_factor) of the anchor; centres at most ``tile_stride``
-    crop sides apart on both axes.
+
+def tile_boxes(anchor: Sequence[float], height: int, width: int, search_factor: float,
+               tile_stride: float, min_fraction: float = 0.0) -> list[Box]:
+    """Boxes (anchor-sized) centred on a grid covering the height x width frame with search crops
+    of side :func:`tile_side` (the target's scale, or larger with ``min_fraction``); nearest the
+    anchor's centre first (ties: row-major). Centres at most ``tile_stride`` tile sides apart on
+    both axes.
     """
-    side = float(math.ceil(math.sqrt(anchor[2] * anchor[3]) * search_factor))
+    side = tile_side(anchor, height, width, search_factor, min_fraction)
     step = max(1.0, tile_stride * side)
     xs, ys = axis_centres(width, side, step), axis_centres(height, side, step)
     cx, cy = anchor[0] + 0.5 * anchor[2], anchor[1] + 0.5 * anchor[3]
@@ -242,8 +250,12 @@ def candidate_cycle(anchor: Sequence[float], height: int, width: int, settings: 
     ``growth_factors`` order), then the whole-frame tiles (:func:`tile_boxes`)."""
     anchor = tuple(float(v) for v in anchor)
     grown = [CropSpec(anchor, settings.search_factor * g, "grown") for g in settings.growth_factors]
-    tiles = [CropSpec(b, settings.search_factor, "tile")
-             for b in tile_boxes(anchor, height, width, settings.search_factor, settings.tile_stride)]
+    side = tile_side(anchor, height, width, settings.search_factor, settings.tile_min_fraction)
+    # a tile larger than the target's own crop: the same anchor-sized box with a larger factor
+    factor = max(settings.search_factor, side / math.sqrt(anchor[2] * anchor[3]))
+    tiles = [CropSpec(b, factor, "tile")
+             for b in tile_boxes(anchor, height, width, settings.search_factor, settings.tile_stride,
+                                 settings.tile_min_fraction)]
     return grown + tiles  # type: ignore[arg-type]
 
 

@@ -15,7 +15,8 @@ from mixformerv2_cpu import tracker as tracker_module
 from mixformerv2_cpu.drawing import draw_tracking
 from mixformerv2_cpu.engine import TemplateState
 from mixformerv2_cpu.recovery import (LOST, TRACKING, VERIFY_PER_FRAME, Candidate, RecoverySettings, RecoveryState,
-                                      axis_centres, candidate_cycle, plan_crops, tile_boxes)
+                                      axis_centres, candidate_cycle, plan_crops, tile_boxes, tile_side)
+from mixformerv2_cpu.geometry import crop_side
 from mixformerv2_benchmarks import recovery as R
 from mixformerv2_benchmarks import recovery_cases as RC
 
@@ -138,6 +139,28 @@ def test_tiles_cover_the_frame_at_the_target_scale():
     assert ((dx <= side / 2) & (dy <= side / 2)).any(1).all()
     inner = ((xx >= c[:, 0].min()) & (xx <= c[:, 0].max()) & (yy >= c[:, 1].min()) & (yy <= c[:, 1].max()))[:, 0]
     assert ((dx <= side / 4 + 1e-9) & (dy <= side / 4 + 1e-9)).any(1)[inner].all()
+
+
+def test_tiles_of_a_small_target_can_be_larger_than_its_crop():
+    small = (300.0, 150.0, 5.0, 5.0)  # crop at the target's scale: ceil(5 * 4.0) = 20 px
+    assert tile_side(small, 360, 640, 4.0) == 20.0
+    assert tile_side(small, 360, 640, 4.0, 0.25) == 90.0  # 0.25 x min(360, 640)
+    assert tile_side(BOX, 360, 640, 4.0, 0.1) == 80.0  # its own crop (80 px) is larger than 36 px: kept
+    own, big = tile_boxes(small, 360, 640, 4.0, 0.5), tile_boxes(small, 360, 640, 4.0, 0.5, 0.25)
+    n = lambda side: len(axis_centres(640, side, 0.5 * side)) * len(axis_centres(360, side, 0.5 * side))
+    assert len(own) == n(20.0) and len(big) == n(90.0) and len(big) * 15 < len(own)  # 15 x 7 vs 63 x 35
+    # the large tiles still cover every pixel of the frame
+    c = np.array([(t[0] + 2.5, t[1] + 2.5) for t in big])
+    yy, xx = (g.reshape(-1, 1) for g in np.mgrid[0:360:5, 0:640:5])
+    assert ((np.abs(xx - c[:, 0]) <= 45) & (np.abs(yy - c[:, 1]) <= 45)).any(1).all()
+    # the cycle's tile crops are cut at that side: same anchor-sized box, factor 90 / 5
+    st = lost_state(tile_min_fraction=0.25)
+    st.anchor = small
+    tiles = [c for c in candidate_cycle(small, 360, 640, st.settings) if c.kind == "tile"]
+    assert len(tiles) == len(big) and all(c.box[2:] == small[2:] for c in tiles)
+    assert {crop_side(c.box, c.factor) for c in tiles} == {90}
+    grown = [c for c in candidate_cycle(small, 360, 640, st.settings) if c.kind == "grown"]
+    assert [c.factor for c in grown] == [pytest.approx(6.0)]  # the grown crops keep the target's scale
 
 
 def test_crop_cap_and_round_robin_over_later_frames():
