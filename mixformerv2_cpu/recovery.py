@@ -17,7 +17,8 @@ only a label. With it on:
   candidates found on the previous frame, then the next items of a *candidate cycle*: crops around
   the anchor grown by ``growth_factors``, then "tile" crops covering the whole frame at the target's
   scale (crop side of the anchor, or at least ``tile_min_fraction`` of the frame's shorter side;
-  centres ``tile_stride`` tile sides apart, nearest the anchor first). What does not fit in this frame comes on the next ones (round robin);
+  centres ``tile_stride`` tile sides apart, nearest the anchor first). What does not fit in this
+  frame comes on the next ones (round robin);
 * a grown or tile crop whose score reaches ``candidate_threshold`` only nominates a candidate: on
   the next frame a crop at the target's scale is centred on it (up to ``VERIFY_PER_FRAME``
   candidates, best first). A local or verify crop scoring at least ``max(reacquire_threshold,
