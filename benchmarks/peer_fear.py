@@ -215,3 +215,15 @@ class FearXS:
         self.box = clamp_box(rescale(box, ctx), img.shape[:2])     # FT:63-64
         x, y, w, h = (float(v) for v in self.box)
         return True, (x, y, w, h)
+
+    def score_at(self, frame: np.ndarray, box: Box) -> float:
+        """The score of one update whose search region is centred on ``box`` (x, y, w, h) instead of
+        the tracked box; the tracked box is left as it was. Used to read FEAR-XS's confidence on crops
+        chosen by someone else (a score teacher, ``train/real_video.py``)."""
+        kept = self.box
+        self.box = clamp_box(box, as_bgr(frame).shape[:2])
+        try:
+            self.update(frame)
+            return float(self.score)
+        finally:
+            self.box = kept

@@ -141,3 +141,43 @@ def test_real_video_mean_labels_average_detector_and_teacher_boxes(tmp_path):
     np.testing.assert_allclose(load_tracks(tmp_path, labels="detections").tracks[0][1], track)
     with pytest.raises(ValueError, match="labels must be one of"):
         load_tracks(tmp_path, labels="teacher")
+
+
+def test_real_sample_score_label_comes_from_the_score_teacher():
+    """With a score teacher the real sample's score label is the teacher's confidence for the sample's
+    own template (frame, box) and search centre, clipped to [0, 1]; the box-valid flag stays 1 / 0."""
+    from real_video import Tracks
+    from sampling import render_real_sample
+
+    frames = np.random.default_rng(0).integers(0, 255, (12, 96, 128, 3), np.uint8)
+    track = np.array([[40.0 + 2 * k, 30.0, 12.0, 24.0] for k in range(12)])
+    data = Tracks(frames, [np.zeros((0, 4))] * 12, [(0, track)])
+
+    class Teacher:
+        def __init__(self, value):
+            self.value, self.seen = value, []
+
+        def init(self, frame, box):
+            self.seen.append(("init", frame.shape, tuple(box)))
+
+        def score_at(self, frame, box):
+            self.seen.append(("score_at", frame.shape, tuple(box)))
+            return self.value
+
+    plain = render_real_sample(data, np.random.default_rng(3), 32, 64, 0.0)
+    teacher = Teacher(0.37)
+    taught = render_real_sample(data, np.random.default_rng(3), 32, 64, 0.0, teacher)
+    assert plain[5] == 1.0 and plain[4] == 1.0  # a positive: label 1, box valid
+    assert taught[4] == 1.0 and taught[5] == pytest.approx(0.37)
+    for a, b in zip(plain[:4], taught[:4]):  # same crops and box: only the score label changed
+        np.testing.assert_array_equal(a, b)
+    (k1, s1, template_box), (k2, s2, centre) = teacher.seen
+    assert (k1, k2) == ("init", "score_at") and s1 == s2 == (96, 128, 3)
+    assert template_box in {tuple(b) for b in track}
+    assert render_real_sample(data, np.random.default_rng(3), 32, 64, 0.0, Teacher(1.7))[5] == 1.0  # clipped
+
+
+def test_score_teacher_needs_real_video(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        train.main(["--out", str(tmp_path), "--steps", "10", "--score-teacher", "fear_xs"])
+    assert "--score-teacher labels real-video samples" in capsys.readouterr().err

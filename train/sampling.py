@@ -179,10 +179,12 @@ def _gray(patches):
 
 
 def render_real_sample(data, rng: np.random.Generator, template_size: int, search_size: int,
-                       negative_rate: float = 0.5):
+                       negative_rate: float = 0.5, score_teacher=None):
     """One sample of real video (``real_video.Tracks``), same layout as :func:`render_sample`:
     positives, and with ``negative_rate`` look-alike negatives (another person at the crop centre, the
-    target outside)."""
+    target outside). With ``score_teacher`` (a tracker with ``init(frame, box)`` and ``score_at(frame,
+    box)``, e.g. FEAR-XS) the score label is the teacher's confidence for the same template and search
+    centre, on the same (colour or gray) frames, instead of 1 / 0; the box-valid flag stays 1 / 0."""
     negative = rng.random() < negative_rate
     picked = None
     while picked is None:
@@ -195,7 +197,11 @@ def render_real_sample(data, rng: np.random.Generator, template_size: int, searc
     o = sample_target(frames[fk], _estimate(bk, rng), TEMPLATE_FACTOR, template_size).patch if fk != fi else t
     patch, ltrb, centre_in = _search_crop(frames[fj], centre, target, search_size)
     label = float(centre_in and not negative)
-    return _tensors(t, o, patch, ltrb, label, label)
+    score = label
+    if score_teacher is not None:
+        score_teacher.init(frames[fi], tuple(bi))
+        score = float(np.clip(score_teacher.score_at(frames[fj], tuple(centre)), 0.0, 1.0))
+    return _tensors(t, o, patch, ltrb, label, score)
 
 
 def render_batch(a: Assets, rng: np.random.Generator, n: int, template_size: int, search_size: int):

@@ -71,7 +71,7 @@ def put_while_parent_lives(queue: mp.Queue, item, poll: float = 5.0) -> bool:
 
 def _producer(queue: mp.Queue, cache: str, seed: int, start: int, batch: int, t_size: int, s_size: int,
               real_share: float = 0.0, real_negatives: float = 0.5, peers: str = "",
-              gray_rate: float | None = None, real_labels: str = "detections") -> None:
+              gray_rate: float | None = None, real_labels: str = "detections", score_teacher: str = "none") -> None:
     torch.set_num_threads(1)
     import cv2
 
@@ -86,12 +86,16 @@ def _producer(queue: mp.Queue, cache: str, seed: int, start: int, batch: int, t_
         from sampling import render_real_sample, render_sample, stack_samples
 
         data = load_tracks(Path(cache), Path(peers), labels=real_labels)
+        teacher = None
+        if score_teacher != "none":
+            from mixformerv2_benchmarks.peers import make_peer
+            teacher = make_peer(score_teacher, threads=1, peers_dir=Path(peers))
     step = start
     while True:
         rng = batch_rng(seed, step)
         if real_share > 0:  # the batch's first draw picks which items are real video
             real = rng.random(batch) < real_share
-            items = [render_real_sample(data, rng, t_size, s_size, real_negatives) if r
+            items = [render_real_sample(data, rng, t_size, s_size, real_negatives, teacher) if r
                      else render_sample(assets, rng, t_size, s_size) for r in real]
             item = (step, stack_samples(items) + [real.astype(np.float32)])
         else:
@@ -350,6 +354,9 @@ def main(argv=None) -> int:
     p.add_argument("--real-labels", choices=LABELS, default="detections",
                    help="boxes of the real-video targets: the detector's (MOG2) or the mean of the detector's and "
                         "the FEAR-XS teacher's (real_video.load_tracks)")
+    p.add_argument("--score-teacher", choices=("none", "fear_xs"), default="none",
+                   help="score label of the real-video samples: 1 / 0 (none) or the confidence of a peer tracker "
+                        "(FEAR-XS, MIT) for the same template and search centre (sampling.render_real_sample)")
     p.add_argument("--gray-rate", type=float, help=f"share of grayscale samples (default {GRAY_RATE})")
     p.add_argument("--search-size", type=int, default=CONFIG.search_size,
                    help="search crop side in px (multiple of 16); with --finetune from another size the search "
@@ -373,6 +380,8 @@ def main(argv=None) -> int:
         p.error("--distill-boxes needs --finetune (the starting weights are the teacher)")
     if args.distill_score and not args.distill_boxes:
         p.error("--distill-score needs --distill-boxes (the teacher)")
+    if args.score_teacher != "none" and args.real_share <= 0:
+        p.error("--score-teacher labels real-video samples: it needs --real-share > 0")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -412,6 +421,7 @@ def main(argv=None) -> int:
                   "stem_init": str(args.stem_init), "commit": _git_commit(), "versions": _versions(),
                   "data_sources": DATA_SOURCES, "real_share": args.real_share,
                   "real_negatives": args.real_negatives, "real_labels": args.real_labels,
+                  "score_teacher": args.score_teacher,
                   "distill_boxes": args.distill_boxes,
                   "distill_score": args.distill_score,
                   "gray_rate": GRAY_RATE if args.gray_rate is None else args.gray_rate, "sessions": []}
@@ -453,7 +463,8 @@ def main(argv=None) -> int:
     worker = ctx.Process(target=_producer, args=(queue, str(args.cache), args.seed, step, args.batch,
                                                  cfg.template_size, cfg.search_size, real_share,
                                                  record.get("real_negatives", 0.5), str(args.peers),
-                                                 record.get("gray_rate"), record.get("real_labels", "detections")),
+                                                 record.get("gray_rate"), record.get("real_labels", "detections"),
+                                                 record.get("score_teacher", "none")),
                          daemon=True)
     worker.start()
     model.train()
