@@ -216,14 +216,26 @@ class FearXS:
         x, y, w, h = (float(v) for v in self.box)
         return True, (x, y, w, h)
 
-    def score_at(self, frame: np.ndarray, box: Box) -> float:
-        """The score of one update whose search region is centred on ``box`` (x, y, w, h) instead of
-        the tracked box; the tracked box is left as it was. Used to read FEAR-XS's confidence on crops
-        chosen by someone else (a score teacher, ``train/real_video.py``)."""
-        kept = self.box
-        self.box = clamp_box(box, as_bgr(frame).shape[:2])
-        try:
-            self.update(frame)
-            return float(self.score)
-        finally:
-            self.box = kept
+    def score_at(self, frame: np.ndarray, box: Box, within: float | None = None) -> float:
+        """FEAR-XS's confidence that its target is in the search region centred on ``box`` (x, y, w, h);
+        the tracked box is left as it was. The largest cell probability (sigmoid of the classification
+        map, no window or penalties) over the whole region, or with ``within`` (px) over the cells whose
+        centres lie in the square of that side centred on the box: "is the target in *this* crop",
+        asked of crops chosen by someone else (a score teacher, ``train/sampling.py``); 0.0 when no cell
+        lies in it."""
+        if self._features is None:
+            raise RuntimeError(f"{self.name}: score_at() called before init()")
+        img = as_bgr(frame)
+        b = clamp_box(box, img.shape[:2])
+        crop, _, ctx = extended_crop(img, b, INSTANCE_SIZE, SEARCH_CONTEXT, self._mean)
+        cls = self._track_net.run(["cls"], {"image": _blob_rgb(crop), "template_features": self._features})[0]
+        prob = 1.0 / (1.0 + np.exp(-cls[0, 0].astype(np.float64)))
+        if within is not None:
+            gx, gy = self._grid  # cell centres in search-crop pixels -> frame pixels
+            ix, iy = ctx[0] + gx * ctx[2] / INSTANCE_SIZE, ctx[1] + gy * ctx[3] / INSTANCE_SIZE
+            cx, cy = b[0] + b[2] / 2, b[1] + b[3] / 2
+            inside = (np.abs(ix - cx) <= within / 2) & (np.abs(iy - cy) <= within / 2)
+            if not inside.any():
+                return 0.0
+            prob = prob[inside]
+        return float(prob.max())

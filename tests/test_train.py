@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from pathlib import Path
 
@@ -160,8 +161,8 @@ def test_real_sample_score_label_comes_from_the_score_teacher():
         def init(self, frame, box):
             self.seen.append(("init", frame.shape, tuple(box)))
 
-        def score_at(self, frame, box):
-            self.seen.append(("score_at", frame.shape, tuple(box)))
+        def score_at(self, frame, box, within):
+            self.seen.append(("score_at", frame.shape, tuple(box), within))
             return self.value
 
     plain = render_real_sample(data, np.random.default_rng(3), 32, 64, 0.0)
@@ -171,9 +172,10 @@ def test_real_sample_score_label_comes_from_the_score_teacher():
     assert taught[4] == 1.0 and taught[5] == pytest.approx(0.37)
     for a, b in zip(plain[:4], taught[:4]):  # same crops and box: only the score label changed
         np.testing.assert_array_equal(a, b)
-    (k1, s1, template_box), (k2, s2, centre) = teacher.seen
+    (k1, s1, template_box), (k2, s2, centre, within) = teacher.seen
     assert (k1, k2) == ("init", "score_at") and s1 == s2 == (96, 128, 3)
     assert template_box in {tuple(b) for b in track}
+    assert within == math.ceil(math.sqrt(centre[2] * centre[3]) * 4.5)  # asked about our search crop only
     assert render_real_sample(data, np.random.default_rng(3), 32, 64, 0.0, Teacher(1.7))[5] == 1.0  # clipped
 
 

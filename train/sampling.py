@@ -183,8 +183,9 @@ def render_real_sample(data, rng: np.random.Generator, template_size: int, searc
     """One sample of real video (``real_video.Tracks``), same layout as :func:`render_sample`:
     positives, and with ``negative_rate`` look-alike negatives (another person at the crop centre, the
     target outside). With ``score_teacher`` (a tracker with ``init(frame, box)`` and ``score_at(frame,
-    box)``, e.g. FEAR-XS) the score label is the teacher's confidence for the same template and search
-    centre, on the same (colour or gray) frames, instead of 1 / 0; the box-valid flag stays 1 / 0."""
+    box, within)``, e.g. FEAR-XS) the score label is the teacher's confidence that its target is inside
+    this search crop (same template, same centre, ``within`` = the crop's side; same colour or gray
+    frames) instead of 1 / 0; the box-valid flag stays 1 / 0."""
     negative = rng.random() < negative_rate
     picked = None
     while picked is None:
@@ -200,7 +201,8 @@ def render_real_sample(data, rng: np.random.Generator, template_size: int, searc
     score = label
     if score_teacher is not None:
         score_teacher.init(frames[fi], tuple(bi))
-        score = float(np.clip(score_teacher.score_at(frames[fj], tuple(centre)), 0.0, 1.0))
+        side = math.ceil(math.sqrt(centre[2] * centre[3]) * SEARCH_FACTOR)  # our search crop's side
+        score = float(np.clip(score_teacher.score_at(frames[fj], tuple(centre), within=side), 0.0, 1.0))
     return _tensors(t, o, patch, ltrb, label, score)
 
 
