@@ -28,7 +28,7 @@ import numpy as np
 
 from assets import Assets
 from real_video import sample_crops
-from mixformerv2_cpu.geometry import sample_target
+from mixformerv2_cpu.geometry import crop_side, sample_target
 from mixformerv2_cpu.preprocess import normalize_patch
 from mixformerv2_export.network import INPUT_MEAN, INPUT_STD
 from scene import (FRAME_H, FRAME_W, REGION_RATE, Scene, _object, _paste, _photometric, _pick_region, _region_patch,
@@ -201,7 +201,7 @@ def render_real_sample(data, rng: np.random.Generator, template_size: int, searc
     score = label
     if score_teacher is not None:
         score_teacher.init(frames[fi], tuple(bi))
-        side = math.ceil(math.sqrt(centre[2] * centre[3]) * SEARCH_FACTOR)  # our search crop's side
+        side = crop_side(centre, SEARCH_FACTOR)  # our search crop's side
         score = float(np.clip(score_teacher.score_at(frames[fj], tuple(centre), within=side), 0.0, 1.0))
     return _tensors(t, o, patch, ltrb, label, score)
 
