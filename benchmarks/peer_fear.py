@@ -134,6 +134,11 @@ def _squared_size(w, h):
     return np.sqrt((w + pad) * (h + pad))
 
 
+def score_map(cls: np.ndarray) -> np.ndarray:
+    """Classification logits (any shape holding S*S) -> (S, S) cell probabilities, sigmoid (FT:75)."""
+    return 1.0 / (1.0 + np.exp(-cls.reshape(SCORE_SIZE, SCORE_SIZE).astype(np.float64)))
+
+
 def decode(cls: np.ndarray, reg: np.ndarray, prev_size: np.ndarray, grid: tuple[np.ndarray, np.ndarray],
            window: np.ndarray, smooth: bool = True) -> tuple[np.ndarray, float, tuple[int, int]]:
     """Model outputs -> (box x, y, w, h in search-crop pixels, score, (row, col) of the chosen cell).
@@ -143,7 +148,7 @@ def decode(cls: np.ndarray, reg: np.ndarray, prev_size: np.ndarray, grid: tuple[
     pixels, BT:179-197), penalised score blended with the cosine window (BT:198-203), argmax (BC:102),
     size smoothed with lr = penalty x score x LR (BT:149-164); without: argmax of the score map.
     """
-    score = 1.0 / (1.0 + np.exp(-cls.reshape(SCORE_SIZE, SCORE_SIZE).astype(np.float64)))
+    score = score_map(cls)
     d = reg.reshape(4, SCORE_SIZE, SCORE_SIZE).astype(np.float64)
     gx, gy = grid
     x1, y1, x2, y2 = gx - d[0], gy - d[1], gx + d[2], gy + d[3]
@@ -203,14 +208,20 @@ class FearXS:
         self._features = self._template_net.run([self._template_out], {"image": _blob_rgb(crop)})[0]
         self.score = math.nan
 
-    def update(self, frame: np.ndarray) -> tuple[bool, Box]:
-        """Track into ``frame``; returns (True, (x, y, w, h)). FT:46-86."""
+    def _search(self, img: np.ndarray, box, caller: str):
+        """One search step on the region around ``box`` -> (bbox, cls outputs, box in crop pixels,
+        context box in frame pixels). FT:53-59."""
         if self._features is None:
-            raise RuntimeError(f"{self.name}: update() called before init()")
-        img = as_bgr(frame)
-        crop, crop_box, ctx = extended_crop(img, self.box, INSTANCE_SIZE, SEARCH_CONTEXT, self._mean)  # FT:53-59
+            raise RuntimeError(f"{self.name}: {caller}() called before init()")
+        crop, crop_box, ctx = extended_crop(img, box, INSTANCE_SIZE, SEARCH_CONTEXT, self._mean)
         reg, cls = self._track_net.run(["bbox", "cls"], {"image": _blob_rgb(crop),
                                                           "template_features": self._features})
+        return reg, cls, crop_box, ctx
+
+    def update(self, frame: np.ndarray) -> tuple[bool, Box]:
+        """Track into ``frame``; returns (True, (x, y, w, h)). FT:46-86."""
+        img = as_bgr(frame)
+        reg, cls, crop_box, ctx = self._search(img, self.box, "update")
         box, self.score, _ = decode(cls, reg, crop_box[2:], self._grid, self._window, self.smooth)
         self.box = clamp_box(rescale(box, ctx), img.shape[:2])     # FT:63-64
         x, y, w, h = (float(v) for v in self.box)
@@ -223,13 +234,10 @@ class FearXS:
         centres lie in the square of that side centred on the box: "is the target in *this* crop",
         asked of crops chosen by someone else (a score teacher, ``train/sampling.py``); 0.0 when no cell
         lies in it."""
-        if self._features is None:
-            raise RuntimeError(f"{self.name}: score_at() called before init()")
         img = as_bgr(frame)
         b = clamp_box(box, img.shape[:2])
-        crop, _, ctx = extended_crop(img, b, INSTANCE_SIZE, SEARCH_CONTEXT, self._mean)
-        cls = self._track_net.run(["cls"], {"image": _blob_rgb(crop), "template_features": self._features})[0]
-        prob = 1.0 / (1.0 + np.exp(-cls[0, 0].astype(np.float64)))
+        _, cls, _, ctx = self._search(img, b, "score_at")
+        prob = score_map(cls)
         if within is not None:
             gx, gy = self._grid  # cell centres in search-crop pixels -> frame pixels
             ix, iy = ctx[0] + gx * ctx[2] / INSTANCE_SIZE, ctx[1] + gy * ctx[3] / INSTANCE_SIZE
