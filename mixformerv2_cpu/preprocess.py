@@ -1,11 +1,27 @@
 """Patch -> network input. The only place where colour order and normalisation happen."""
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from functools import lru_cache
 
 import cv2
 import numpy as np
+
+
+_SCRATCH = threading.local()  # per thread: {(H, W): three uint8 planes} that cv2.split writes into
+
+
+def _planes(height: int, width: int) -> list[np.ndarray]:
+    """Three reusable (H, W) uint8 planes for splitting a patch, kept per thread and per patch size
+    (a tracker alternates between two sizes: search and template crops)."""
+    cache = getattr(_SCRATCH, "planes", None)
+    if cache is None or len(cache) > 8:
+        cache = _SCRATCH.planes = {}
+    planes = cache.get((height, width))
+    if planes is None:
+        planes = cache[(height, width)] = [np.empty((height, width), np.uint8) for _ in range(3)]
+    return planes
 
 
 @lru_cache(maxsize=8)
@@ -20,9 +36,9 @@ def normalize_patch(patch_bgr: np.ndarray, mean: Sequence[float], std: Sequence[
 
     ``out``: an optional C-contiguous float32 (3,S,S) array to write into (e.g. one slot of a
     batch); then ``out[None]`` is returned. Each output plane is written by one OpenCV pass over
-    its channel (split, then scale+offset with the float conversion fused): about half the time
-    of the equivalent numpy expression. The reference converts OpenCV's BGR frames to RGB before
-    cropping; taking the crop's channels in reverse order is the same thing.
+    its channel (split into reused planes, then scale+offset with the float conversion fused):
+    about a third of the time of the equivalent numpy expression. The reference converts OpenCV's
+    BGR frames to RGB before cropping; taking the crop's channels in reverse order is the same thing.
     """
     shape = (3,) + patch_bgr.shape[:2]
     if out is None:
@@ -30,7 +46,8 @@ def normalize_patch(patch_bgr: np.ndarray, mean: Sequence[float], std: Sequence[
     elif out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
         raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}, "
                          f"got {out.dtype} {out.shape} (contiguous: {out.flags.c_contiguous})")
-    bgr = cv2.split(patch_bgr)
+    planes = _planes(*shape[1:]) if patch_bgr.dtype == np.uint8 and patch_bgr.ndim == 3 else None
+    bgr = cv2.split(patch_bgr, planes)
     for c, (scale, offset) in enumerate(_affine(tuple(map(float, mean)), tuple(map(float, std)))):
         cv2.addWeighted(bgr[2 - c], scale, bgr[2 - c], 0.0, -offset, dst=out[c], dtype=cv2.CV_32F)
     return out[None]

@@ -140,20 +140,22 @@ class MultiTracker:
         h, w = s.size
         plans = [plan_crops(t.recovery, h, w) if t.recovery.searching else [CropSpec(t.box, p.search_factor, "track")]
                  for t in s.targets]
-        owner = np.concatenate([np.full(len(plan), i) for i, plan in enumerate(plans)])
-        specs = [c for plan in plans for c in plan]
+        spans, specs = [], []  # target i's crops are specs[spans[i]]
+        for plan in plans:
+            spans.append(range(len(specs), len(specs) + len(plan)))
+            specs.extend(plan)
         crops = [self._crop(frame, c.box, c.factor, m.search_size) for c in specs]
         batch = self._search_batch(len(crops))
         for k, c in enumerate(crops):
             normalize_patch(c.patch, m.mean, m.std, out=batch[k])
-        logits, scores = self.engine.search(batch, self._batch_templates(owner))
+        logits, scores = self.engine.search(batch, self._batch_templates(spans))
         pred, probs = decode_boxes(logits)
         preds = [self._prediction(c, crop, pred[k], probs[k], float(scores[k]))
                  for k, (c, crop) in enumerate(zip(specs, crops))]
         changed = []
         for i, t in enumerate(s.targets):
             t.frame_id, t.updated = t.frame_id + 1, False
-            idx = np.flatnonzero(owner == i)
+            idx = spans[i]
             mine = [preds[k] for k in idx]
             if t.recovery.searching:  # lost: box and online template stay unless a centred crop re-acquires
                 found = t.recovery.lost_frame([Candidate(specs[k].kind, q.score, q.box) for k, q in zip(idx, mine)])
@@ -201,12 +203,14 @@ class MultiTracker:
                        margin=self.preset.min_box_side)
         return Prediction(box, score, probs, spec.box, m.search_size / crop.resize_factor)
 
-    def _batch_templates(self, owner: np.ndarray) -> TemplateState:
-        """Templates of this frame's crops, crop k belonging to target owner[k] (owner: (B,) ints):
-        the session's own state when every target has exactly one crop, else its rows gathered."""
+    def _batch_templates(self, spans: list[range]) -> TemplateState:
+        """Templates of this frame's crops, target i owning the crops ``spans[i]`` (consecutive, in
+        target order): the session's own state when every target has exactly one crop, else its
+        rows gathered."""
         st = self._session.templates
-        if len(owner) == len(st.template) and (owner == np.arange(len(owner))).all():
+        if all(len(r) == 1 for r in spans):
             return st
+        owner = np.repeat(np.arange(len(spans)), [len(r) for r in spans])
         return TemplateState(st.template[owner], st.online[owner], None if st.kv is None else st.kv[owner])
 
     def _search_batch(self, n: int) -> np.ndarray:

@@ -111,6 +111,27 @@ def test_normalize_patch_writes_into_a_batch_slot():
         normalize_patch(patch, mean, std, out=np.zeros((3, 5, 14), np.float32)[:, :, ::2])
 
 
+def test_normalize_patch_reuses_its_planes_across_sizes_and_threads():
+    """The split planes are reused per thread and size: alternating template- and search-sized
+    patches, and two threads at once, each still get exactly their own patch normalised."""
+    from concurrent.futures import ThreadPoolExecutor
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    rng = np.random.default_rng(1)
+    patches = [rng.integers(0, 256, (s, s, 3), dtype=np.uint8) for s in (6, 12, 6, 12, 6)]
+
+    def expected(p):
+        return ((p[..., ::-1].astype(np.float64) / 255 - mean) / std).transpose(2, 0, 1)[None]
+
+    for p in patches:
+        np.testing.assert_allclose(normalize_patch(p, mean, std), expected(p), atol=1e-6)
+
+    def many(p):
+        return all(np.allclose(normalize_patch(p, mean, std), expected(p), atol=1e-6) for _ in range(200))
+
+    with ThreadPoolExecutor(2) as pool:
+        assert all(pool.map(many, patches))
+
+
 def test_decode_distribution_expectation():
     bins = 4
     logits = np.full((1, 4, bins), -1e9)
