@@ -90,7 +90,8 @@ def markdown(result: dict) -> str:
              f"- Load average (1/5/15 min) at start {la[0]}, at end {la[1]}" if la[0] else "- Load average: n/a",
              f"- Versions: {versions}",
              f"- Source: `{src['name']}`, {src['frames_used']} of {src['frames_total']} frames "
-             f"({src['frame_size'][0]}x{src['frame_size'][1]}), decoded once before timing; init box "
+             f"({src['frame_size'][0]}x{src['frame_size'][1]}), decoded once before timing and each copied into one "
+             "reused buffer before its update (untimed, as a decoder writes it); init box "
              f"{', '.join(_f(v, 1) for v in src['init_box'])}",
              f"- Per phase: {s['warmup']} warm-up iterations (at most {s.get('warmup_time')} s), then at least "
              f"{s['min_iters']} iterations and "

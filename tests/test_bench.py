@@ -13,7 +13,7 @@ import pytest
 
 from mixformerv2_benchmarks import fps, report
 from mixformerv2_benchmarks.machine import usable_cores
-from mixformerv2_benchmarks.runner import BenchError, load_source, measure, multi_boxes, stats
+from mixformerv2_benchmarks.runner import BenchError, FrameLoop, load_source, measure, multi_boxes, stats
 
 PEERS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "peers"
 W, H, N = 160, 120, 6
@@ -262,6 +262,16 @@ def test_measure_and_stats():
     assert len(calls) == 1 + 2  # the warm-up stops after one call once warmup_time has passed
     s = stats(np.array([1.0, 2.0, 3.0, 10.0]))
     assert s["median_ms"] == 2.5 and s["mean_ms"] == 4.0 and s["fps"] == 250.0 and s["p90_ms"] > 3
+
+
+def test_frame_loop_hands_each_frame_in_one_reused_buffer():
+    frames = np.arange(4 * 2 * 3 * 3, dtype=np.uint8).reshape(4, 2, 3, 3)
+    inits, seen = [], []
+    loop = FrameLoop(frames, lambda f: inits.append(f.copy()), lambda f: seen.append((f, f.copy())))
+    measure(loop.step, warmup=0, min_time=0.0, min_iters=5, prepare=loop.prepare)
+    assert len(inits) == 2 and (inits[0] == frames[0]).all() and loop.reinits == 1
+    assert [int(copy[0, 0, 0]) for _, copy in seen] == [int(frames[i, 0, 0, 0]) for i in (1, 2, 3, 1, 2)]
+    assert all(f is loop.buffer for f, _ in seen) and not np.shares_memory(loop.buffer, frames)
 
 
 def test_readme_section_is_replaced(tmp_path):
