@@ -183,3 +183,41 @@ def test_score_teacher_needs_real_video(tmp_path, capsys):
     with pytest.raises(SystemExit):
         train.main(["--out", str(tmp_path), "--steps", "10", "--score-teacher", "fear_xs"])
     assert "--score-teacher labels real-video samples" in capsys.readouterr().err
+
+
+def test_search_factor_sets_the_crop_of_every_sample(monkeypatch):
+    """--search-factor reaches the sampling (the producer sets sampling.SEARCH_FACTOR): the real
+    sample's search crop side is ceil(sqrt(w*h) * factor) of its centre box and the target's edges
+    are normalised to that side; the teacher's window follows."""
+    import sampling
+    from real_video import Tracks
+
+    frames = np.random.default_rng(0).integers(0, 255, (12, 96, 128, 3), np.uint8)
+    track = np.array([[40.0 + 2 * k, 30.0, 12.0, 24.0] for k in range(12)])
+    data = Tracks(frames, [np.zeros((0, 4))] * 12, [(0, track)])
+
+    class Teacher:
+        def init(self, frame, box):
+            pass
+
+        def score_at(self, frame, box, within):
+            self.centre, self.within = box, within
+            return 1.0
+
+    widths = {}
+    for factor in (4.5, 3.0):
+        monkeypatch.setattr(sampling, "SEARCH_FACTOR", factor)
+        teacher = Teacher()
+        sample = sampling.render_real_sample(data, np.random.default_rng(3), 32, 64, 0.0, teacher)
+        side = math.ceil(math.sqrt(teacher.centre[2] * teacher.centre[3]) * factor)
+        assert teacher.within == side
+        ltrb = sample[3]
+        widths[factor] = (ltrb[2] - ltrb[0]) * side  # the target's width in image px, either way
+    assert widths[4.5] == pytest.approx(widths[3.0], abs=1e-3)
+
+
+def test_search_factor_cannot_be_distilled_from_a_teacher_of_another_factor(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        train.main(["--out", str(tmp_path), "--steps", "10", "--finetune", str(tmp_path / "x.pt"),
+                    "--distill-boxes", "0.5", "--search-factor", "3.5"])
+    assert "cannot label crops of --search-factor 3.5" in capsys.readouterr().err

@@ -202,9 +202,12 @@ def _outside(box: np.ndarray, cx: float, cy: float, side: float) -> bool:
     return x > cx + side / 2 or x + w < cx - side / 2 or y > cy + side / 2 or y + h < cy - side / 2
 
 
-def sample_crops(data: Tracks, rng: np.random.Generator, negative: bool, max_gap: int = 60):
+def sample_crops(data: Tracks, rng: np.random.Generator, negative: bool, max_gap: int = 60,
+                 factor: float = 4.5):
     """One real sample as crop boxes: (frame, box) of the template, of the online template and of the
-    search frame's crop centre box, the target's box in the search frame, and the label.
+    search frame's crop centre box, the target's box in the search frame, and the label. ``factor``:
+    the search crop's side over sqrt(w*h) of the box it is centred on (negatives keep the target
+    outside a crop of that side).
 
     Positive: the search crop is centred on the target's box jittered as a tracker's last estimate.
     Negative (a tracker sitting on a look-alike): centred on another person's detection in that frame
@@ -218,7 +221,7 @@ def sample_crops(data: Tracks, rng: np.random.Generator, negative: bool, max_gap
     target = boxes[j]
     s = math.sqrt(target[2] * target[3])
     jw, jh = target[2] * math.exp(rng.normal(0, 0.2)), target[3] * math.exp(rng.normal(0, 0.2))
-    side = math.sqrt(jw * jh) * 4.5
+    side = math.sqrt(jw * jh) * factor
     if not negative:
         reach = 0.8 if rng.random() < 0.8 else 1.8
         cx = target[0] + target[2] / 2 + rng.uniform(-reach, reach) * s

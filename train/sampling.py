@@ -34,7 +34,7 @@ from mixformerv2_export.network import INPUT_MEAN, INPUT_STD
 from scene import (FRAME_H, FRAME_W, REGION_RATE, Scene, _object, _paste, _photometric, _pick_region, _region_patch,
                    _similar, _transform, _visible_fraction)
 
-TEMPLATE_FACTOR, SEARCH_FACTOR = 2.0, 4.5  # the runtime presets' values
+TEMPLATE_FACTOR, SEARCH_FACTOR = 2.0, 4.5  # the runtime presets' values (train.py --search-factor sets the latter)
 NEGATIVE_RATE = 0.25
 GRAY_RATE = 0.12  # share of samples rendered in grayscale (all three frames), as from a mono camera
 LOOKALIKE_RATE = 0.6  # share of "elsewhere" negatives whose search crop is centred on a look-alike
@@ -189,7 +189,7 @@ def render_real_sample(data, rng: np.random.Generator, template_size: int, searc
     negative = rng.random() < negative_rate
     picked = None
     while picked is None:
-        picked = sample_crops(data, rng, negative)
+        picked = sample_crops(data, rng, negative, factor=SEARCH_FACTOR)
     (fi, bi), (fk, bk), (fj, centre), target = picked
     frames = {f: np.ascontiguousarray(data.frames[f]) for f in {fi, fk, fj}}
     if rng.random() < GRAY_RATE:

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from assets import DATA_SOURCES, Assets  # noqa: E402
-from sampling import GRAY_RATE, render_batch  # noqa: E402
+from sampling import GRAY_RATE, SEARCH_FACTOR, render_batch  # noqa: E402
 from real_video import LABELS  # noqa: E402
 
 from mixformerv2_export.network import MixFormerV2, ModelConfig, decode_ltrb  # noqa: E402
@@ -71,7 +71,8 @@ def put_while_parent_lives(queue: mp.Queue, item, poll: float = 5.0) -> bool:
 
 def _producer(queue: mp.Queue, cache: str, seed: int, start: int, batch: int, t_size: int, s_size: int,
               real_share: float = 0.0, real_negatives: float = 0.5, peers: str = "",
-              gray_rate: float | None = None, real_labels: str = "detections", score_teacher: str = "none") -> None:
+              gray_rate: float | None = None, real_labels: str = "detections", score_teacher: str = "none",
+              search_factor: float = SEARCH_FACTOR) -> None:
     torch.set_num_threads(1)
     import cv2
 
@@ -80,6 +81,7 @@ def _producer(queue: mp.Queue, cache: str, seed: int, start: int, batch: int, t_
     cv2.setNumThreads(1)
     if gray_rate is not None:
         sampling.GRAY_RATE = gray_rate
+    sampling.SEARCH_FACTOR = search_factor
     assets = Assets.load(Path(cache))
     if real_share > 0:
         from real_video import load_tracks
@@ -361,6 +363,9 @@ def main(argv=None) -> int:
     p.add_argument("--search-size", type=int, default=CONFIG.search_size,
                    help="search crop side in px (multiple of 16); with --finetune from another size the search "
                         "position embedding is resized (bicubic) to the new token grid")
+    p.add_argument("--search-factor", type=float, default=SEARCH_FACTOR,
+                   help="search crop side over sqrt(w*h) of the previous box (default %(default)s, the presets' "
+                        "value); a model trained with another factor needs a preset with the same search_factor")
     p.add_argument("--peers", type=Path, default=Path("../shared/data/peers"),
                    help="peer trackers folder (FEAR-XS labels the real video once; cached under --cache)")
     p.add_argument("--distill-boxes", type=float, default=0.0, metavar="WEIGHT",
@@ -380,6 +385,11 @@ def main(argv=None) -> int:
         p.error("--distill-boxes needs --finetune (the starting weights are the teacher)")
     if args.distill_score and not args.distill_boxes:
         p.error("--distill-score needs --distill-boxes (the teacher)")
+    if args.distill_boxes and args.search_factor != SEARCH_FACTOR:
+        p.error(f"--distill-boxes: the teacher was trained on crops of factor {SEARCH_FACTOR}; "
+                f"it cannot label crops of --search-factor {args.search_factor}")
+    if not 1.0 < args.search_factor <= 8.0:
+        p.error(f"--search-factor must be in (1, 8], got {args.search_factor}")
     if args.score_teacher != "none" and args.real_share <= 0:
         p.error("--score-teacher labels real-video samples: it needs --real-share > 0")
     torch.set_num_threads(args.threads)
@@ -421,7 +431,7 @@ def main(argv=None) -> int:
                   "stem_init": str(args.stem_init), "commit": _git_commit(), "versions": _versions(),
                   "data_sources": DATA_SOURCES, "real_share": args.real_share,
                   "real_negatives": args.real_negatives, "real_labels": args.real_labels,
-                  "score_teacher": args.score_teacher,
+                  "score_teacher": args.score_teacher, "search_factor": args.search_factor,
                   "distill_boxes": args.distill_boxes,
                   "distill_score": args.distill_score,
                   "gray_rate": GRAY_RATE if args.gray_rate is None else args.gray_rate, "sessions": []}
@@ -464,7 +474,8 @@ def main(argv=None) -> int:
                                                  cfg.template_size, cfg.search_size, real_share,
                                                  record.get("real_negatives", 0.5), str(args.peers),
                                                  record.get("gray_rate"), record.get("real_labels", "detections"),
-                                                 record.get("score_teacher", "none")),
+                                                 record.get("score_teacher", "none"),
+                                                 record.get("search_factor", SEARCH_FACTOR)),
                          daemon=True)
     worker.start()
     model.train()
