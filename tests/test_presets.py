@@ -13,6 +13,10 @@ def test_shipped_presets_and_per_variant_values():
     assert (got_s.search_factor, got_s.update_interval) == (4.55, 15)
     assert (got_b.search_factor, got_b.update_interval) == (5.0, 10)
     assert load_preset("lasot", "small").search_factor == 4.4 and load_preset("lasot", "base").search_factor == 5.0
+    # default: the released S / B keep the reference factor, the project's own models (variant "custom")
+    # use the factor the default model is trained at
+    assert [load_preset("default", v).search_factor for v in ("small", "base", "custom")] == [4.5, 4.5, 3.5]
+    assert [load_preset("default", v).tile_min_fraction for v in ("small", "base", "custom")] == [0.0, 0.0, 0.4]
     for name in available_presets():  # online size 1 everywhere, every preset valid for every variant
         for variant in ("small", "base", "custom"):
             p = load_preset(name, variant)

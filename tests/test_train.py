@@ -175,7 +175,8 @@ def test_real_sample_score_label_comes_from_the_score_teacher():
     (k1, s1, template_box), (k2, s2, centre, within) = teacher.seen
     assert (k1, k2) == ("init", "score_at") and s1 == s2 == (96, 128, 3)
     assert template_box in {tuple(b) for b in track}
-    assert within == math.ceil(math.sqrt(centre[2] * centre[3]) * 4.5)  # asked about our search crop only
+    import sampling
+    assert within == math.ceil(math.sqrt(centre[2] * centre[3]) * sampling.SEARCH_FACTOR)  # our search crop only
     assert render_real_sample(data, np.random.default_rng(3), 32, 64, 0.0, Teacher(1.7))[5] == 1.0  # clipped
 
 
@@ -217,7 +218,38 @@ def test_search_factor_sets_the_crop_of_every_sample(monkeypatch):
 
 
 def test_search_factor_cannot_be_distilled_from_a_teacher_of_another_factor(tmp_path, capsys):
+    """The teacher's factor comes from its run record; a record without one is a run from before the
+    option (factor 4.5)."""
+    import json
+
+    import torch
+    old = tmp_path / "old.pt"
+    torch.save({"net": {}, "step": 1, "run": json.dumps({"steps": 1})}, old)
+    new = tmp_path / "new.pt"
+    torch.save({"net": {}, "step": 1, "run": json.dumps({"steps": 1, "search_factor": 3.5})}, new)
+    assert train.trained_search_factor(old) == 4.5 and train.trained_search_factor(new) == 3.5
     with pytest.raises(SystemExit):
-        train.main(["--out", str(tmp_path), "--steps", "10", "--finetune", str(tmp_path / "x.pt"),
+        train.main(["--out", str(tmp_path / "o"), "--steps", "10", "--finetune", str(old),
                     "--distill-boxes", "0.5", "--search-factor", "3.5"])
-    assert "cannot label crops of --search-factor 3.5" in capsys.readouterr().err
+    assert "trained on crops of factor 4.5; it cannot label crops of --search-factor 3.5" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train.main(["--out", str(tmp_path / "o"), "--steps", "10", "--finetune", str(tmp_path / "missing.pt")])
+    assert "--finetune: no file" in capsys.readouterr().err
+
+
+def test_release_of_a_snapshot_keeps_the_run_record_and_says_what_it_holds(tmp_path):
+    """A weights release of a snapshot: steps and seed from the run record when the snapshot lacks
+    them (snapshots before session 9 held the network only), no auxiliary head invented."""
+    import json
+
+    import torch
+
+    import release
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"steps": 3000, "seed": 17, "search_factor": 3.5}))
+    torch.save({"net": {"w": torch.ones(2)}, "config": {"a": 1}, "step": 2000}, run / "step_2000.pth.tar")
+    assert release.main([str(run / "step_2000.pth.tar"), str(tmp_path / "rel.pt")]) == 0
+    rel = torch.load(tmp_path / "rel.pt", weights_only=True)
+    assert (rel["step"], rel["total_steps"], rel["seed"]) == (2000, 3000, 17) and "aux" not in rel
+    assert json.loads(rel["run"])["search_factor"] == 3.5 and train.trained_search_factor(tmp_path / "rel.pt") == 3.5

@@ -34,7 +34,9 @@ from mixformerv2_export.network import INPUT_MEAN, INPUT_STD
 from scene import (FRAME_H, FRAME_W, REGION_RATE, Scene, _object, _paste, _photometric, _pick_region, _region_patch,
                    _similar, _transform, _visible_fraction)
 
-TEMPLATE_FACTOR, SEARCH_FACTOR = 2.0, 4.5  # the runtime presets' values (train.py --search-factor sets the latter)
+# crop factors: the template's, and the search crop's of the project's own models (the `default` preset's
+# value for them since v4; train.py --search-factor sets it); runs recorded without a factor used 4.5
+TEMPLATE_FACTOR, SEARCH_FACTOR, LEGACY_SEARCH_FACTOR = 2.0, 3.5, 4.5
 NEGATIVE_RATE = 0.25
 GRAY_RATE = 0.12  # share of samples rendered in grayscale (all three frames), as from a mono camera
 LOOKALIKE_RATE = 0.6  # share of "elsewhere" negatives whose search crop is centred on a look-alike

@@ -9,7 +9,8 @@ that pass the accuracy gate are listed. ``--box-scale`` writes the reported-box 
 (chosen on the tuning sequences with ``train/box_scale.py``; see ``mixformerv2-export --box-scale``)
 into the metadata. The run record (``run.json`` beside the checkpoint: command, steps, seed,
 commit, package versions, data sources with licences, final losses) is copied to
-``models/default/default.run.json``, which the model card references.
+``models/default/default.run.json``, which the model card references; when the checkpoint is a
+snapshot of the run (``step_<k>.pth.tar``), the copy says which step was shipped.
 """
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+
+import torch
 
 from mixformerv2_cpu.manifest import sha256_of
 from mixformerv2_export.calibration import video_to_sequence
@@ -44,7 +47,12 @@ def main(argv: list[str] | None = None) -> int:
                                      box_scale=args.box_scale)
     record = args.checkpoint.parent / "run.json"
     if record.is_file():
-        shutil.copy(record, folder / "default.run.json")
+        run = json.loads(record.read_text())
+        step = torch.load(args.checkpoint, map_location="cpu", weights_only=True)["step"]
+        if step != run.get("step"):  # a snapshot of the run, not its end: say which weights these are
+            run["shipped"] = {"checkpoint": args.checkpoint.name, "step": step,
+                              "note": "final_losses are those of the run's end, not of these weights"}
+        (folder / "default.run.json").write_text(json.dumps(run, indent=1) + "\n")
     for f in folder.iterdir():
         if f.stat().st_size > MAX_FILE_BYTES:
             raise SystemExit(f"{f} is {f.stat().st_size} bytes, over the 20 MB limit")

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from assets import DATA_SOURCES, Assets  # noqa: E402
-from sampling import GRAY_RATE, SEARCH_FACTOR, render_batch  # noqa: E402
+from sampling import GRAY_RATE, LEGACY_SEARCH_FACTOR, SEARCH_FACTOR, render_batch  # noqa: E402
 from real_video import LABELS  # noqa: E402
 
 from mixformerv2_export.network import MixFormerV2, ModelConfig, decode_ltrb  # noqa: E402
@@ -332,6 +332,21 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def trained_search_factor(weights: Path) -> float:
+    """The search crop factor a checkpoint or weights release was trained with: its run record's
+    (inside a release, or run.json beside a checkpoint); runs recorded before the option existed
+    were all trained at LEGACY_SEARCH_FACTOR."""
+    src = torch.load(weights, map_location="cpu", weights_only=True)
+    if "run" in src:
+        record = json.loads(src["run"])
+    elif (Path(weights).parent / "run.json").is_file():
+        record = json.loads((Path(weights).parent / "run.json").read_text())
+    else:
+        raise SystemExit(f"{weights}: no run record (neither inside it nor run.json beside it): "
+                         "its search crop factor is unknown")
+    return float(record.get("search_factor", LEGACY_SEARCH_FACTOR))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, required=True)
@@ -385,9 +400,13 @@ def main(argv=None) -> int:
         p.error("--distill-boxes needs --finetune (the starting weights are the teacher)")
     if args.distill_score and not args.distill_boxes:
         p.error("--distill-score needs --distill-boxes (the teacher)")
-    if args.distill_boxes and args.search_factor != SEARCH_FACTOR:
-        p.error(f"--distill-boxes: the teacher was trained on crops of factor {SEARCH_FACTOR}; "
-                f"it cannot label crops of --search-factor {args.search_factor}")
+    if args.finetune and not args.finetune.is_file():
+        p.error(f"--finetune: no file {args.finetune}")
+    if args.distill_boxes and args.finetune:
+        teacher_factor = trained_search_factor(args.finetune)
+        if teacher_factor != args.search_factor:
+            p.error(f"--distill-boxes: the teacher ({args.finetune}) was trained on crops of factor {teacher_factor}; "
+                    f"it cannot label crops of --search-factor {args.search_factor}")
     if not 1.0 < args.search_factor <= 8.0:
         p.error(f"--search-factor must be in (1, 8], got {args.search_factor}")
     if args.score_teacher != "none" and args.real_share <= 0:
@@ -420,7 +439,10 @@ def main(argv=None) -> int:
         if args.finetune:
             src = torch.load(args.finetune, map_location="cpu", weights_only=True)
             model.load_state_dict(resize_search_pos_embed(src["net"], cfg))
-            aux.load_state_dict(src["aux"])
+            if "aux" in src:
+                aux.load_state_dict(src["aux"])
+            else:  # a release of a snapshot: the training-only heatmap head was not kept
+                print("the auxiliary heatmap head starts from its initialisation (not in the source)", flush=True)
             print(f"fine-tuning the weights of {args.finetune} (step {src['step']})", flush=True)
         else:
             init_weights(model)
@@ -444,6 +466,9 @@ def main(argv=None) -> int:
                                         "run": json.loads(parent) if parent else None}
         if args.init:  # a weights release: same run, same data stream, fresh optimizer moments
             src = torch.load(args.init, map_location="cpu", weights_only=True)
+            if "aux" not in src:
+                p.error(f"--init: {args.init} holds the network only (a released snapshot); start a new run "
+                        "from it with --finetune")
             model.load_state_dict(src["net"])
             aux.load_state_dict(src["aux"])
             step, total, args.seed = src["step"], src["total_steps"], src["seed"]
@@ -475,7 +500,7 @@ def main(argv=None) -> int:
                                                  record.get("real_negatives", 0.5), str(args.peers),
                                                  record.get("gray_rate"), record.get("real_labels", "detections"),
                                                  record.get("score_teacher", "none"),
-                                                 record.get("search_factor", SEARCH_FACTOR)),
+                                                 record.get("search_factor", LEGACY_SEARCH_FACTOR)),
                          daemon=True)
     worker.start()
     model.train()
@@ -500,8 +525,8 @@ def main(argv=None) -> int:
             print(f"step {step}/{total} {(time.time() - t0) / 60:.1f}min lr {lr_at(step, total, args.lr):.2e} "
                   + " ".join(f"{k} {v:.3f}" for k, v in mean.items()), flush=True)
         if args.snapshot_every and step % args.snapshot_every == 0:
-            torch.save({"net": model.state_dict(), "config": dataclasses.asdict(cfg), "step": step},
-                       args.out / f"step_{step}.pth.tar")
+            torch.save({"net": model.state_dict(), "aux": aux.state_dict(), "config": dataclasses.asdict(cfg),
+                        "step": step, "total_steps": total, "seed": args.seed}, args.out / f"step_{step}.pth.tar")
         if time.time() - last_save > 60 * args.save_every:
             _save(model, aux, opt, step, total, args.seed, last)
             _write_record(record, session, step, tail, t0, record_path)
