@@ -379,8 +379,9 @@ def main(argv=None) -> int:
                    help="search crop side in px (multiple of 16); with --finetune from another size the search "
                         "position embedding is resized (bicubic) to the new token grid")
     p.add_argument("--search-factor", type=float, default=SEARCH_FACTOR,
-                   help="search crop side over sqrt(w*h) of the previous box (default %(default)s, the presets' "
-                        "value); a model trained with another factor needs a preset with the same search_factor")
+                   help="search crop side over sqrt(w*h) of the previous box (default %(default)s: the default "
+                        "preset's value for the project's own models); a model trained with another factor needs a "
+                        "preset with the same search_factor")
     p.add_argument("--peers", type=Path, default=Path("../shared/data/peers"),
                    help="peer trackers folder (FEAR-XS labels the real video once; cached under --cache)")
     p.add_argument("--distill-boxes", type=float, default=0.0, metavar="WEIGHT",
