@@ -186,7 +186,7 @@ class FrameLoop:
     Each frame is first written into one reused buffer (untimed, in ``prepare``) and ``update`` gets
     that buffer, as a video decoder hands the frame it has just written: the frame is in the CPU's
     caches, not read cold from the N decoded frames held in memory (on a 2-core EPYC the cold read
-    added about 0.04 ms to the default model's crop).
+    doubled the default model's crop: 0.11 instead of 0.055 ms).
     """
 
     def __init__(self, frames: np.ndarray, init: Callable[[np.ndarray], None], update: Callable[[np.ndarray], object]):

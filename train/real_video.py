@@ -202,8 +202,7 @@ def _outside(box: np.ndarray, cx: float, cy: float, side: float) -> bool:
     return x > cx + side / 2 or x + w < cx - side / 2 or y > cy + side / 2 or y + h < cy - side / 2
 
 
-def sample_crops(data: Tracks, rng: np.random.Generator, negative: bool, max_gap: int = 60,
-                 factor: float = 4.5):
+def sample_crops(data: Tracks, rng: np.random.Generator, negative: bool, *, factor: float, max_gap: int = 60):
     """One real sample as crop boxes: (frame, box) of the template, of the online template and of the
     search frame's crop centre box, the target's box in the search frame, and the label. ``factor``:
     the search crop's side over sqrt(w*h) of the box it is centred on (negatives keep the target
