@@ -144,15 +144,20 @@ def test_real_video_mean_labels_average_detector_and_teacher_boxes(tmp_path):
         load_tracks(tmp_path, labels="teacher")
 
 
+def _one_person_video():
+    """A 12-frame noise clip with one track (12 x 24 px, walking right 2 px a frame), no detections."""
+    from real_video import Tracks
+    frames = np.random.default_rng(0).integers(0, 255, (12, 96, 128, 3), np.uint8)
+    track = np.array([[40.0 + 2 * k, 30.0, 12.0, 24.0] for k in range(12)])
+    return Tracks(frames, [np.zeros((0, 4))] * 12, [(0, track)]), track
+
+
 def test_real_sample_score_label_comes_from_the_score_teacher():
     """With a score teacher the real sample's score label is the teacher's confidence for the sample's
     own template (frame, box) and search centre, clipped to [0, 1]; the box-valid flag stays 1 / 0."""
-    from real_video import Tracks
     from sampling import render_real_sample
 
-    frames = np.random.default_rng(0).integers(0, 255, (12, 96, 128, 3), np.uint8)
-    track = np.array([[40.0 + 2 * k, 30.0, 12.0, 24.0] for k in range(12)])
-    data = Tracks(frames, [np.zeros((0, 4))] * 12, [(0, track)])
+    data, track = _one_person_video()
 
     class Teacher:
         def __init__(self, value):
@@ -191,11 +196,8 @@ def test_search_factor_sets_the_crop_of_every_sample(monkeypatch):
     sample's search crop side is ceil(sqrt(w*h) * factor) of its centre box and the target's edges
     are normalised to that side; the teacher's window follows."""
     import sampling
-    from real_video import Tracks
 
-    frames = np.random.default_rng(0).integers(0, 255, (12, 96, 128, 3), np.uint8)
-    track = np.array([[40.0 + 2 * k, 30.0, 12.0, 24.0] for k in range(12)])
-    data = Tracks(frames, [np.zeros((0, 4))] * 12, [(0, track)])
+    data, _ = _one_person_video()
 
     class Teacher:
         def init(self, frame, box):
