@@ -15,8 +15,9 @@ def test_shipped_presets_and_per_variant_values():
     assert load_preset("lasot", "small").search_factor == 4.4 and load_preset("lasot", "base").search_factor == 5.0
     # default: the released S / B keep the reference factor, the project's own models (variant "custom")
     # use the factor the default model is trained at
-    assert [load_preset("default", v).search_factor for v in ("small", "base", "custom")] == [4.5, 4.5, 3.5]
+    assert [load_preset("default", v).search_factor for v in ("small", "base", "custom")] == [4.5, 4.5, 3.0]
     assert [load_preset("default", v).tile_min_fraction for v in ("small", "base", "custom")] == [0.0, 0.0, 0.4]
+    assert [load_preset("default", v).growth_factors for v in ("small", "base", "custom")] == [(1.5,), (1.5,), (1.5, 3.0)]
     for name in available_presets():  # online size 1 everywhere, every preset valid for every variant
         for variant in ("small", "base", "custom"):
             p = load_preset(name, variant)

@@ -239,6 +239,27 @@ def test_search_factor_cannot_be_distilled_from_a_teacher_of_another_factor(tmp_
     assert "--finetune: no file" in capsys.readouterr().err
 
 
+def test_run_record_inside_a_release_or_beside_a_checkpoint(tmp_path):
+    """A fine-tune records its parent's run: from inside a weights release, or from run.json beside a
+    run's own checkpoint (last.pth.tar, snapshots hold no record); None when there is neither."""
+    import json
+
+    import torch
+    rel = tmp_path / "rel.pt"
+    torch.save({"net": {}, "step": 1, "run": json.dumps({"seed": 3})}, rel)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"seed": 23, "search_factor": 3.0}))
+    torch.save({"net": {}, "step": 2000}, run / "last.pth.tar")
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    torch.save({"net": {}, "step": 5}, bare / "last.pth.tar")
+    assert train.run_record(rel) == {"seed": 3}
+    assert train.run_record(run / "last.pth.tar") == {"seed": 23, "search_factor": 3.0}
+    assert train.trained_search_factor(run / "last.pth.tar") == 3.0
+    assert train.run_record(bare / "last.pth.tar") is None
+
+
 def test_release_of_a_snapshot_keeps_the_run_record_and_says_what_it_holds(tmp_path):
     """A weights release of a snapshot: steps and seed from the run record when the snapshot lacks
     them (snapshots before session 9 held the network only), no auxiliary head invented."""

@@ -332,16 +332,23 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def trained_search_factor(weights: Path) -> float:
-    """The search crop factor a checkpoint or weights release was trained with: its run record's
-    (inside a release, or run.json beside a checkpoint); runs recorded before the option existed
-    were all trained at LEGACY_SEARCH_FACTOR."""
-    src = torch.load(weights, map_location="cpu", weights_only=True)
+def run_record(weights: Path, src: dict | None = None) -> dict | None:
+    """The run record of a checkpoint or weights release: inside it (a release) or ``run.json``
+    beside it (a run's checkpoint or snapshot); None when neither exists. ``src``: the already
+    loaded checkpoint, if any."""
+    src = torch.load(weights, map_location="cpu", weights_only=True) if src is None else src
     if "run" in src:
-        record = json.loads(src["run"])
-    elif (Path(weights).parent / "run.json").is_file():
-        record = json.loads((Path(weights).parent / "run.json").read_text())
-    else:
+        return json.loads(src["run"]) if src["run"] else None
+    beside = Path(weights).parent / "run.json"
+    return json.loads(beside.read_text()) if beside.is_file() else None
+
+
+def trained_search_factor(weights: Path) -> float:
+    """The search crop factor a checkpoint or weights release was trained with (its run record,
+    :func:`run_record`); runs recorded before the option existed were all trained at
+    LEGACY_SEARCH_FACTOR."""
+    record = run_record(weights)
+    if record is None:
         raise SystemExit(f"{weights}: no run record (neither inside it nor run.json beside it): "
                          "its search crop factor is unknown")
     return float(record.get("search_factor", LEGACY_SEARCH_FACTOR))
@@ -379,9 +386,10 @@ def main(argv=None) -> int:
                    help="search crop side in px (multiple of 16); with --finetune from another size the search "
                         "position embedding is resized (bicubic) to the new token grid")
     p.add_argument("--search-factor", type=float, default=SEARCH_FACTOR,
-                   help="search crop side over sqrt(w*h) of the previous box (default %(default)s: the default "
-                        "preset's value for the project's own models); a model trained with another factor needs a "
-                        "preset with the same search_factor")
+                   help="search crop side over sqrt(w*h) of the previous box (default %(default)s, v4's; v5, the "
+                        "shipped model, is trained at 3.0 with --search-size 160, the default preset's value for "
+                        "the project's own models); a model trained with another factor needs a preset with the "
+                        "same search_factor")
     p.add_argument("--peers", type=Path, default=Path("../shared/data/peers"),
                    help="peer trackers folder (FEAR-XS labels the real video once; cached under --cache)")
     p.add_argument("--distill-boxes", type=float, default=0.0, metavar="WEIGHT",
@@ -462,9 +470,8 @@ def main(argv=None) -> int:
             from real_video import DATA_SOURCE
             record["data_sources"] = [*DATA_SOURCES, DATA_SOURCE]
         if args.finetune:
-            parent = src.get("run")
             record["finetuned_from"] = {"weights": str(args.finetune), "step": src["step"],
-                                        "run": json.loads(parent) if parent else None}
+                                        "run": run_record(args.finetune, src)}
         if args.init:  # a weights release: same run, same data stream, fresh optimizer moments
             src = torch.load(args.init, map_location="cpu", weights_only=True)
             if "aux" not in src:
