@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train import CONFIG, _git_commit, _versions, put_while_parent_lives  # noqa: E402
+from train import CONFIG, _git_commit, _versions, put_while_parent_lives, run_record  # noqa: E402
 
 from mixformerv2_export.network import MixFormerV2, ModelConfig  # noqa: E402
 
@@ -85,9 +85,7 @@ def main(argv=None) -> int:
     cfg = ModelConfig(**src["config"]) if "config" in src else CONFIG
     model = MixFormerV2(cfg)
     model.load_state_dict(src["net"])
-    record = json.loads(src["run"]) if "run" in src else {}
-    if not record and (args.init.parent / "run.json").is_file():
-        record = json.loads((args.init.parent / "run.json").read_text())
+    record = run_record(args.init, src) or {}
     step = 0
     for q in model.parameters():
         q.requires_grad_(False)
