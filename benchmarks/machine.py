@@ -8,7 +8,7 @@ import os
 import platform
 from importlib import metadata as importlib_metadata
 
-from mixformerv2_cpu.cpu import cpu_flags, cpu_model, isa_cap, usable_cores  # noqa: F401 (re-exported)
+from mixformerv2_cpu.cpu import cpu_flags, cpu_model, cpuid_features, cpuid_mask, hidden_flags, isa_cap, usable_cores  # noqa: F401
 
 LIBRARIES = ("mixformerv2-cpu", "numpy", "opencv-contrib-python-headless", "opencv-contrib-python",
              "opencv-python-headless", "opencv-python", "onnxruntime", "openvino", "psutil", "matplotlib", "tqdm")
@@ -85,7 +85,13 @@ def describe_isa(machine: dict) -> str:
     cv_off = machine.get("opencv_cpu_disable")
     caps = ([f"ONEDNN_MAX_CPU_ISA={cap} (OpenVINO's oneDNN kernels)"] if cap else []) + \
         ([f"{OPENCV_DISABLE_ENV}={cv_off} (OpenCV, incl. its DNN: NanoTrack, VitTrack)"] if cv_off else [])
-    head = ("caps: " + "; ".join(caps) + "; ONNX Runtime is not capped (MLAS dispatches on CPUID)" if caps
+    if machine.get("cpuid_mask"):
+        caps.insert(0, f"CPUID masked to {machine['cpuid_mask'].upper()} + FMA by tools/avx2-only for every library "
+                       f"(ONNX Runtime, OpenVINO, OpenCV, numpy; numpy's CPUID detection: AVX512F "
+                       f"{'yes' if machine.get('numpy_avx512f') else 'no'}), hidden: "
+                       f"{', '.join(machine.get('hidden_flags') or []) or 'none (the CPU has none of them)'}")
+    head = ("caps: " + "; ".join(caps) + ("" if machine.get("cpuid_mask") else
+                                          "; ONNX Runtime is not capped (MLAS dispatches on CPUID)") if caps
             else "no cap (every backend uses all of the CPU's instruction sets)")
     cv_line = machine.get("opencv_cpu_features")
     return (f"{head}; OpenVINO kernels compiled for the default model's search step, by ISA: {seen}"
@@ -94,6 +100,9 @@ def describe_isa(machine: dict) -> str:
 
 def machine_info() -> dict:
     return {
+        "cpuid_mask": cpuid_mask(),
+        "hidden_flags": hidden_flags(),
+        "numpy_avx512f": cpuid_features().get("AVX512F"),
         "isa_cap": isa_cap(),
         "openvino_kernels": openvino_kernel_isas(),
         "opencv_cpu_disable": os.environ.get(OPENCV_DISABLE_ENV, "").strip() or None,
@@ -133,5 +142,7 @@ def describe(machine: dict) -> str:
     if machine.get("physical_cores"):
         cores += f" / {machine['physical_cores']} physical"
     flags = ", ".join(machine.get("flags") or []) or "none detected"
+    if machine.get("hidden_flags"):
+        flags += f"; hidden from this run by the CPUID mask: {', '.join(machine['hidden_flags'])}"
     mem = f", {machine['memory_gb']} GB RAM" if machine.get("memory_gb") else ""
     return f"{machine.get('cpu_model') or 'unknown CPU'} ({cores} cores{mem}; flags: {flags}); {machine.get('os')}"

@@ -22,7 +22,7 @@ from typing import Any
 from collections.abc import Callable
 
 from ._version import __version__
-from .cpu import INTERESTING_FLAGS, ISA_ENV, cpu_flags, cpu_model, isa_cap, usable_cores
+from .cpu import INTERESTING_FLAGS, ISA_ENV, cpu_flags, cpu_model, hidden_flags, isa_cap, usable_cores
 from . import boxes
 from .boxes import Box
 from .display import has_display
@@ -202,7 +202,8 @@ def cmd_info(args: argparse.Namespace, tracker_factory: TrackerFactory | None = 
         lines.append(f"  (cannot list backends: {exc})")
     lines.append(f"cpu: {cpu_model() or 'unknown'} ({usable_cores()} usable cores)")
     lines.append(f"  flags: {' '.join(cpu_flags()) or '(none of ' + ', '.join(INTERESTING_FLAGS) + ')'}"
-                 + (f"; {ISA_ENV}={isa_cap()}" if isa_cap() else ""))
+                 + (f"; {ISA_ENV}={isa_cap()}" if isa_cap() else "")
+                 + (f"; CPUID masked by tools/avx2-only, hidden: {' '.join(hidden_flags())}" if hidden_flags() else ""))
     lines.append("models:")
     try:
         from .registry import list_models

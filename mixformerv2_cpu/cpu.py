@@ -16,6 +16,10 @@ INTERESTING_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512b
                      "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16",
                      "asimd", "asimddp", "sve", "sve2", "i8mm", "bf16")
 ISA_ENV = "ONEDNN_MAX_CPU_ISA"  # oneDNN's (and OpenVINO's oneDNN kernels') instruction-set cap
+CPUID_MASK_ENV = "MIXFORMERV2_CPUID_MASK"  # set by tools/avx2-only, which masks CPUID for the whole process
+# what tools/avx2-only hides (the flags above that an AVX2 + FMA CPU such as AMD Zen 3 does not have)
+CPUID_MASKED_FLAGS = ("avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16",
+                      "amx_tile", "amx_int8", "amx_bf16")
 
 
 def usable_cores() -> int:
@@ -57,11 +61,49 @@ def cpu_model() -> str | None:
     return platform.processor() or None
 
 
-def cpu_flags() -> list[str]:
-    """The interesting SIMD / matrix flags this CPU reports (x86 'flags' or ARM 'features')."""
+def _proc_flags() -> list[str]:
     info = _cpuinfo()
     flags = set((info.get("flags") or info.get("features") or "").split())
     return [f for f in INTERESTING_FLAGS if f in flags]
+
+
+def cpuid_features() -> dict[str, bool]:
+    """numpy's runtime CPU detection (it executes CPUID in this process, so it sees what every
+    library here sees, ``tools/avx2-only``'s mask included): e.g. {'AVX2': True, 'AVX512F': False}."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as seen
+    except ImportError:  # numpy 1.x
+        try:
+            from numpy.core._multiarray_umath import __cpu_features__ as seen
+        except ImportError:
+            return {}
+    return dict(seen)
+
+
+def cpuid_mask() -> str | None:
+    """'avx2' when this process runs under ``tools/avx2-only`` and the mask took effect (numpy's
+    runtime detection, which executes CPUID, reports no AVX-512F), else None. Raises RuntimeError
+    when the mask was asked for (MIXFORMERV2_CPUID_MASK set) but CPUID still shows AVX-512 while
+    /proc/cpuinfo lists it: a speed figure would otherwise be labelled AVX2 without being it."""
+    wanted = os.environ.get(CPUID_MASK_ENV, "").strip().lower()
+    if not wanted:
+        return None
+    if "avx512f" in _proc_flags() and cpuid_features().get("AVX512F", False):
+        raise RuntimeError(f"{CPUID_MASK_ENV}={wanted} is set but CPUID still reports AVX-512F: run the command "
+                           "through tools/avx2-only (it preloads the CPUID mask), not with the variable alone")
+    return wanted
+
+
+def cpu_flags() -> list[str]:
+    """The interesting SIMD / matrix flags this process can use (x86 'flags' or ARM 'features' of
+    /proc/cpuinfo, less what ``tools/avx2-only`` hides from CPUID)."""
+    hidden = CPUID_MASKED_FLAGS if cpuid_mask() else ()
+    return [f for f in _proc_flags() if f not in hidden]
+
+
+def hidden_flags() -> list[str]:
+    """The CPU's flags that ``tools/avx2-only`` hides from this process ([] without the mask)."""
+    return [f for f in _proc_flags() if f in CPUID_MASKED_FLAGS] if cpuid_mask() else []
 
 
 def isa_cap() -> str | None:
