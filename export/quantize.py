@@ -10,7 +10,9 @@ Two flavours, because which one pays off depends on the CPU:
 
 Each flavour is run on held-out real crop pairs against fp32 (box IoU, score difference). Only a
 flavour that passes the gate (:data:`GATE`) is listed in the manifest; ``int8_report`` records
-both, so ``precision="auto"`` never runs an int8 graph whose accuracy was not measured and passed.
+both, and the class of integer kernels they ran on (``int8_kernels``: VNNI's exact int32 sums or
+AVX2's saturating int16 pairs round differently), so ``precision="auto"`` never runs an int8 graph
+whose accuracy was not measured and passed on this kind of CPU.
 Works on the exported files alone (no torch): the shipped default model can be quantised too.
 """
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 
 from mixformerv2_cpu.backends import load_graph
 from mixformerv2_cpu.boxes import cxcywh_to_xywh, iou
+from mixformerv2_cpu.cpu import cpu_flags, cpu_model, int8_kernels
 from mixformerv2_cpu.decode import decode_boxes
 from mixformerv2_cpu.formats import side_files
 from mixformerv2_cpu.metadata import ModelMetadata
@@ -137,7 +140,8 @@ def quantize_int8(folder: Path, name: str, fp32: dict[str, Path], sources: list[
         "openvino": {role: _nncf_ir(fp32[role], folder / f"{name}.int8.{role}.xml", items)
                      for role, items in (("template", t_items), ("search", s_items))},
     }
-    graphs, report = {}, {"gate": GATE, "calibration_pairs": len(calib), "sources": [str(s) for s in sources]}
+    graphs, report = {}, {"gate": GATE, "calibration_pairs": len(calib), "sources": [str(s) for s in sources],
+                          "int8_kernels": int8_kernels(), "measured_on": {"cpu": cpu_model(), "flags": cpu_flags()}}
     for fmt, files in flavours.items():
         report[fmt] = measure(fp32, files, fmt, held, meta.search_size)
         log.info("int8 (%s) vs fp32 on %d held-out crops: %s", fmt, len(held), report[fmt])

@@ -2,7 +2,8 @@
 
 Candidates are the backends that import here times the precisions whose accuracy was measured
 for this model: fp32 always (every export is parity-checked against PyTorch), int8 only when the
-export's manifest holds an int8 accuracy report that passed its gate (``int8_report.accepted``),
+export's manifest holds an int8 accuracy report that passed its gate (``int8_report.accepted``) on
+this CPU's class of integer kernels (``int8_report.int8_kernels``, see ``cpu.int8_kernels``),
 bf16 never automatically (no accuracy record). When more than one candidate is left, all are
 loaded and timed on the per-frame search step (fixed inputs), interleaved: ``ROUNDS`` rounds in
 which every candidate runs ``CALLS_PER_ROUND`` calls; a candidate's time is the lowest of its round
@@ -30,7 +31,7 @@ from typing import TypeVar
 import numpy as np
 
 from .backends import available_backends
-from .cpu import cpu_flags, cpu_model, isa_cap
+from .cpu import cpu_flags, cpu_model, int8_kernels, isa_cap
 from .manifest import Manifest, sha256_of
 
 K = TypeVar("K")
@@ -65,12 +66,25 @@ def _label(option: tuple[str, str, int | None]) -> str:
 
 
 def verified_precisions(manifest: Manifest) -> list[str]:
-    """Precisions whose accuracy was measured for this model and passed."""
+    """Precisions whose accuracy was measured for this model, on this CPU's kind of kernels, and passed."""
     out = ["fp32"] if "fp32" in manifest.data["graphs"] else []
-    report = manifest.data.get("int8_report", {})
-    if "int8" in manifest.data["graphs"] and report.get("accepted") is True:
+    if "int8" in manifest.data["graphs"] and int8_refusal(manifest) is None:
         out.append("int8")
     return out
+
+
+def int8_refusal(manifest: Manifest) -> str | None:
+    """Why the model's int8 graphs are not an automatic candidate here (None: they are, or there are none)."""
+    if "int8" not in manifest.data["graphs"]:
+        return None
+    report = manifest.data.get("int8_report", {})
+    here = int8_kernels()
+    if report.get("accepted") is not True:
+        return "int8 not verified: its accuracy record is missing or failed"
+    if report.get("int8_kernels") != here:
+        return (f"int8 not verified for this CPU: its accuracy was measured on {report.get('int8_kernels') or 'unrecorded'} "
+                f"integer kernels, this CPU runs {here} ones (re-export with --int8 on such a CPU)")
+    return None
 
 
 def candidates(manifest: Manifest, backend: str, precision: str) -> list[tuple[str, str]]:
@@ -171,9 +185,11 @@ def choose(manifest: Manifest, backend: str, precision: str, threads: int | None
         raise BackendError(f"{manifest.path}: no graphs for backend={backend!r}, precision={precision!r} "
                            f"(verified precisions: {verified_precisions(manifest)}, backends: "
                            f"{[b for b, r in available_backends().items() if r is None]})")
+    why_not_int8 = int8_refusal(manifest) if precision == AUTO else None
+    refusal = f"; {why_not_int8}" if why_not_int8 else ""
     if len(options) == 1:
         b, p, t = options[0]
-        return Choice(b, p, f"{b} {p}: the only verified option here", {}, t)
+        return Choice(b, p, f"{b} {p}: the only verified option here{refusal}", {}, t)
     key = cache_key(manifest, threads, options)
     cached = _read_cache().get(key)
     # an entry written before trials were counted has no "settled": trust it only if it chose the most
@@ -192,6 +208,6 @@ def choose(manifest: Manifest, backend: str, precision: str, threads: int | None
     b, p, t = min(options, key=lambda o: timings[_label(o)])
     what = f"{b} {p}" + (f" at {t} thread{'s' if t > 1 else ''} of {threads} allowed" if threads and threads > 1 else "")
     best_of = f" (best of {trials} trials)" if trials > 1 else ""
-    choice = Choice(b, p, f"{what}: fastest in a timed trial{best_of}", timings, t)
+    choice = Choice(b, p, f"{what}: fastest in a timed trial{best_of}{refusal}", timings, t)
     _write_cache(key, choice, trials, settled=t == max(counts) or trials >= SETTLE_TRIALS)
     return choice

@@ -106,6 +106,24 @@ def hidden_flags() -> list[str]:
     return [f for f in _proc_flags() if f in CPUID_MASKED_FLAGS] if cpuid_mask() else []
 
 
+def int8_kernels(flags: list[str] | None = None) -> str:
+    """Which integer dot product int8 MatMuls run on here, which decides their rounding, so an int8
+    accuracy measurement holds only for CPUs of the same class:
+
+    - ``"vnni"``: AVX512-VNNI / AVX-VNNI / AMX: u8 x s8 products summed exactly into int32;
+    - ``"avx2"``: AVX2 (or AVX-512BW) without VNNI: pairs of u8 x s8 products first summed into a
+      saturating int16 (VPMADDUBSW), which ONNX Runtime's and oneDNN's kernels use there
+      (measured on MixFormerV2-S, ONNX Runtime dynamic int8: box IoU vs fp32 0.90 on VNNI, 0.77
+      under ``tools/avx2-only``);
+    - otherwise the machine name (``platform.machine()``, e.g. ``"aarch64"``)."""
+    flags = cpu_flags() if flags is None else flags
+    if {"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags):
+        return "vnni"
+    if "avx2" in flags:
+        return "avx2"
+    return platform.machine().lower() or "unknown"
+
+
 def isa_cap() -> str | None:
     """The instruction-set cap set for oneDNN/OpenVINO in this process (e.g. 'AVX2'), or None."""
     value = os.environ.get(ISA_ENV, "").strip()

@@ -29,13 +29,23 @@ def test_only_precisions_with_a_passed_accuracy_record_are_candidates():
     assert auto.verified_precisions(unmeasured) == ["fp32"]  # int8 files, but no accuracy record
     failed = _manifest({"fp32": FP32, "int8": INT8}, {"accepted": False})
     assert auto.verified_precisions(failed) == ["fp32"]
-    passed = _manifest({"fp32": FP32, "int8": INT8}, {"accepted": True})
+    here = auto.int8_kernels()
+    passed = _manifest({"fp32": FP32, "int8": INT8}, {"accepted": True, "int8_kernels": here})
     assert auto.verified_precisions(passed) == ["fp32", "int8"]
+    # measured on another class of integer kernels (VNNI's exact int32 sums vs AVX2's saturating
+    # int16 pairs), or with no record of it: not verified here
+    other = "avx2" if here == "vnni" else "vnni"
+    elsewhere = _manifest({"fp32": FP32, "int8": INT8}, {"accepted": True, "int8_kernels": other})
+    assert auto.verified_precisions(elsewhere) == ["fp32"]
+    assert f"measured on {other} integer kernels, this CPU runs {here}" in auto.int8_refusal(elsewhere)
+    assert auto.verified_precisions(_manifest({"fp32": FP32, "int8": INT8}, {"accepted": True})) == ["fp32"]
     # an int8 flavour runs only on the backend it was measured on
     both = _manifest({"fp32": FP32, "int8": {**INT8, "onnx": {"template": "x.int8.template.onnx",
-                                                             "search": "x.int8.search.onnx"}}}, {"accepted": True})
+                                                             "search": "x.int8.search.onnx"}}},
+                     {"accepted": True, "int8_kernels": here})
     assert set(auto.candidates(both, "auto", "int8")) == {("openvino", "int8"), ("onnxruntime", "int8")}
-    ort_only = _manifest({"fp32": FP32, "int8": {"onnx": both.data["graphs"]["int8"]["onnx"]}}, {"accepted": True})
+    ort_only = _manifest({"fp32": FP32, "int8": {"onnx": both.data["graphs"]["int8"]["onnx"]}},
+                         {"accepted": True, "int8_kernels": here})
     assert auto.candidates(ort_only, "openvino", "int8") == []  # OpenVINO never runs ORT's int8 ONNX
     # int8 exists as OpenVINO IR only: ONNX Runtime cannot run it
     assert ("onnxruntime", "int8") not in auto.candidates(passed, "auto", "auto")
