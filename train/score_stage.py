@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train import CONFIG, _git_commit, _versions, put_while_parent_lives, run_record  # noqa: E402
+from train import CONFIG, _git_commit, _versions, put_while_parent_lives, run_record, trained_search_factor  # noqa: E402
 
 from mixformerv2_export.network import MixFormerV2, ModelConfig  # noqa: E402
 
@@ -36,12 +36,14 @@ WARMUP_STEPS = 50
 
 
 def _producer(queue: mp.Queue, cache: str, peers: str, seed: int, start: int, batch: int, real_share: float,
-              real_negatives: float, t_size: int, s_size: int) -> None:
+              real_negatives: float, t_size: int, s_size: int, search_factor: float) -> None:
+    import sampling
     from assets import Assets
     from real_video import load_tracks
     from sampling import render_real_sample, render_sample, stack_samples
 
     torch.set_num_threads(1)
+    sampling.SEARCH_FACTOR = search_factor  # the first stage's crop factor, for every sample
     assets, data = Assets.load(Path(cache)), load_tracks(Path(cache), Path(peers))
     step = start
     while True:
@@ -86,6 +88,7 @@ def main(argv=None) -> int:
     model = MixFormerV2(cfg)
     model.load_state_dict(src["net"])
     record = run_record(args.init, src) or {}
+    factor = trained_search_factor(args.init)  # the head learns at the scale the network was trained at
     step = 0
     for q in model.parameters():
         q.requires_grad_(False)
@@ -105,7 +108,7 @@ def main(argv=None) -> int:
         "command": " ".join(["python", "train/score_stage.py", *(argv if argv is not None else sys.argv[1:])]),
         "init": str(args.init), "init_step": src.get("step"), "steps": args.steps, "seed": args.seed,
         "batch": args.batch, "lr": args.lr, "real_share": args.real_share, "real_negatives": args.real_negatives,
-        "distill": args.distill, "commit": _git_commit(),
+        "distill": args.distill, "search_factor": factor, "commit": _git_commit(),
         "versions": _versions(), "trained": "score head only; the rest frozen in eval mode"})
     from real_video import DATA_SOURCE
     if DATA_SOURCE not in record.setdefault("data_sources", []):
@@ -115,7 +118,7 @@ def main(argv=None) -> int:
     queue: mp.Queue = ctx.Queue(maxsize=6)
     worker = ctx.Process(target=_producer, args=(queue, str(args.cache), str(args.peers), args.seed, step, args.batch,
                                                  args.real_share, args.real_negatives, cfg.template_size,
-                                                 cfg.search_size), daemon=True)
+                                                 cfg.search_size, factor), daemon=True)
     worker.start()
     t0, hist = time.time(), []
     while step < args.steps:
