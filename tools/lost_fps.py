@@ -6,7 +6,8 @@ is absent there), so the tracker goes lost and stays lost; times every update wh
 p90 / mean milliseconds, FPS (1000 / mean ms), the crops per lost frame, and the machine load.
 
     python tools/lost_fps.py --source ../shared/data/sequences/person11 --donor ../shared/data/sequences/boat1 --threads 2
-    ONEDNN_MAX_CPU_ISA=AVX2 python tools/lost_fps.py ...   # oneDNN (OpenVINO) kernels capped at AVX2
+    tools/avx2-only python tools/lost_fps.py ...            # as on an AVX2-only CPU (CPUID masked)
+    ONEDNN_MAX_CPU_ISA=AVX2 python tools/lost_fps.py ...   # only oneDNN (OpenVINO) kernels capped at AVX2
 """
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from mixformerv2_cpu import Tracker
     from mixformerv2_cpu import tracker as tracker_module
+    from mixformerv2_cpu.cpu import cpu_flags, hidden_flags
 
     box = [float(v) for v in (args.source / "groundtruth.txt").read_text().split()[0].replace("\t", ",").split(",")]
     own, donor = frames_of(args.source, args.warmup), frames_of(args.donor, args.frames)
@@ -74,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     ms = 1e3 * np.asarray(times)
     print(f"model {args.model or 'default'}, {args.backend} ({t.engine.precision}), {args.threads} threads, preset "
           f"{args.preset} (max_crops_per_frame {t.preset.max_crops_per_frame}); "
+          f"CPU flags {' '.join(cpu_flags())}{' (CPUID masked, hidden: ' + ' '.join(hidden_flags()) + ')' if hidden_flags() else ''}; "
           f"ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', '-')}; load average {os.getloadavg()}")
     print(f"lost frames timed: {len(ms)}, crops per lost frame {np.mean(per_frame):.1f}; update() median "
           f"{np.median(ms):.1f} ms, p90 {np.percentile(ms, 90):.1f} ms, mean {ms.mean():.1f} ms -> "
