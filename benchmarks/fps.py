@@ -161,18 +161,44 @@ def _progress(total: int, enabled: bool):
     return tqdm(total=total, unit="row", file=sys.stderr, dynamic_ncols=True)
 
 
+def round_order(n_rows: int, rounds: int) -> list[list[int]]:
+    """Row indices per round: the planned order, reversed every other round, so a machine whose speed
+    drifts during the run favours no row (round 0: 0..n-1, round 1: n-1..0, ...)."""
+    forward = list(range(n_rows))
+    return [forward if r % 2 == 0 else forward[::-1] for r in range(rounds)]
+
+
+def median_round(results: Sequence[dict]) -> dict:
+    """One row's results of several rounds -> the round with the median end-to-end mean time (the
+    lower middle one for an even count), with ``rounds`` = every round's end-to-end and model-only FPS
+    in run order. A failed round makes the row failed (that round's result)."""
+    failed = [r for r in results if r.get("status") != "ok"]
+    if failed:
+        return failed[0]
+    ranked = sorted(results, key=lambda r: r["end_to_end"]["mean_ms"])
+    chosen = dict(ranked[(len(ranked) - 1) // 2])
+    chosen["rounds"] = [{"end_to_end_fps": r["end_to_end"]["fps"],
+                         "model_only_fps": r["model_only"]["fps"] if r.get("model_only") else None} for r in results]
+    return chosen
+
+
 def run_matrix(rows: Sequence[RowSpec], models: Sequence[ModelEntry], source: Source, settings: Settings,
-               peers_dir: Path | None, progress: bool = True) -> list[dict]:
-    """Run every row (unavailable ones are recorded with their reason, not run)."""
+               peers_dir: Path | None, progress: bool = True, rounds: int = 1) -> list[dict]:
+    """Run every row (unavailable ones are recorded with their reason, not run). With ``rounds`` > 1
+    the whole matrix runs that many times, interleaved (:func:`round_order`), and each row reports its
+    median round (:func:`median_round`)."""
+    if rounds < 1:
+        raise BenchError(f"rounds must be >= 1, got {rounds}")
     by_label = {m.label: m for m in models}
     cores = usable_cores()
-    results: list[dict] = []
-    bar = _progress(len(rows), progress)
+    per_row: list[list[dict]] = [[] for _ in rows]
+    bar = _progress(len(rows) * rounds, progress)
     with tempfile.TemporaryDirectory(prefix="mixformerv2-bench-") as tmp:
         frames_file = str(Path(tmp) / "frames.npy")
         if settings.isolate:
             np.save(frames_file, source.frames)
-        for spec in rows:
+        for index in (i for order in round_order(len(rows), rounds) for i in order):
+            spec = rows[index]
             row = {**asdict(spec), "key": spec.key, "oversubscribed": spec.threads > cores}
             row.pop("model")
             if spec.model:
@@ -193,12 +219,13 @@ def run_matrix(rows: Sequence[RowSpec], models: Sequence[ModelEntry], source: So
                     res = _failure(exc)
             if res.get("status") == "failed":
                 log.warning("row %s failed: %s", spec.key, res.get("reason"))
-            results.append({**row, **res})
+            per_row[index].append({**row, **res})
             if bar is not None:
                 bar.update(1)
     if bar is not None:
         bar.close()
-    return results
+    return [done[0] if len(done) == 1 or done[0]["status"] == "unavailable" else median_round(done)
+            for done in per_row]
 
 
 # --------------------------------------------------------------------------------------------- CLI
@@ -227,6 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-time", type=float, help=f"minimum seconds per phase (default {Settings.min_time})")
     p.add_argument("--min-iters", type=int, help=f"minimum iterations per phase (default {Settings.min_iters})")
     p.add_argument("--max-frames", type=int, help=f"frames decoded from the source (default {Settings.max_frames})")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run the whole matrix this many times, interleaved (every other round in reverse order), and "
+                        "report each row's median round, with every round's FPS listed (default 1); for VMs whose "
+                        "speed drifts during a run")
     p.add_argument("--quick", action="store_true", help="CI smoke run: tiny timings, 8 frames, threads 1, targets 1,2")
     p.add_argument("--no-isolate", action="store_true", help="run rows in this process (RSS then = RSS after the row)")
     p.add_argument("--out", type=Path, default=Path("bench_results"), help="output folder (default bench_results)")
@@ -268,11 +299,13 @@ def prepare(args: argparse.Namespace) -> dict:
     src_path = args.source or (DEFAULT_SOURCE if DEFAULT_SOURCE.exists() else None)
     if src_path is None:
         raise BenchError("--source is required (a sequence folder, image folder or video)")
+    if args.rounds < 1:
+        raise BenchError(f"--rounds must be >= 1, got {args.rounds}")
     source = load_source(src_path, args.box, settings.max_frames)
     rows = plan_rows(models, backends, precisions, threads, targets if models else [], multi, peers)
     return dict(backends=backends, precisions=precisions, peers=peers, threads=threads, targets=targets,
                 multi_backends=multi, models=models, settings=settings, source=source, rows=rows,
-                peers_dir=args.peers_dir or default_peers_dir(), src_path=src_path)
+                peers_dir=args.peers_dir or default_peers_dir(), src_path=src_path, rounds=args.rounds)
 
 
 def add_machine_limits(result: dict, models: Sequence[ModelEntry], threads: Sequence[int]) -> None:
@@ -321,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.now(timezone.utc)
     load_start = load_average()
     rows = run_matrix(plan["rows"], plan["models"], src, plan["settings"], plan["peers_dir"],
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, rounds=plan["rounds"])
     settings: Settings = plan["settings"]
     result = {
         "schema": SCHEMA, "created": started.isoformat(timespec="seconds"),
@@ -338,7 +371,8 @@ def main(argv: list[str] | None = None) -> int:
                      if settings.isolate else
                      ("RSS after the row (psutil) of the shared benchmark process; delta = RSS after minus RSS "
                       "before the row (not a per-row peak)"),
-                     "fps": "1000 / mean ms", "threads": plan["threads"], "targets": plan["targets"],
+                     "fps": "1000 / mean ms", "rounds": plan["rounds"],
+                     "threads": plan["threads"], "targets": plan["targets"],
                      "backends": {b: BACKEND_LABELS[b] for b in plan["backends"]},
                      "multi_backends": plan["multi_backends"], "precisions": plan["precisions"],
                      "peers": plan["peers"], "peers_dir": str(plan["peers_dir"]) if plan["peers_dir"] else None},

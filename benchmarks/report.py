@@ -110,6 +110,10 @@ def markdown(result: dict) -> str:
                      "reaches " + ", ".join(f"{v} GFLOP/s at {t} thread{'s' if t != '1' else ''}"
                                             for t, v in result["gemm_gflops"].items())
                      + "; network GFLOP/s = 2 x multiply-accumulates of the graph / model-only median.")
+    if s.get("rounds", 1) > 1:
+        lines.append(f"- Rounds: the whole matrix ran {s['rounds']} times, interleaved (every other round in reverse "
+                     "order); each row shows its median round by end-to-end mean time; every round's FPS is under "
+                     "\"Rounds\" below.")
     if any(r.get("oversubscribed") for r in result["rows"]):
         lines.append("- `*` threads above the usable core count (oversubscribed).")
     for w in result.get("warnings", []):
@@ -140,6 +144,16 @@ def markdown(result: dict) -> str:
             lines.append(f"| {r['label']} | {BACKEND_SHORT[r['backend']]} | {r['precision']} | {_threads(r)} | "
                          f"{r['targets']} | {_f(r['model_only']['median_ms'], 2)} | {_ms3(e)} | {_f(e['fps'])} | "
                          f"**{_f(e['fps'] * r['targets'])}** | {_f(r['load_s'], 2)} | {_f(r.get('rss_mb'), 0)} |")
+    with_rounds = [r for r in result["rows"] if r.get("rounds")]
+    if with_rounds:
+        lines += ["", "### Rounds (end-to-end FPS of each round, in run order)", "",
+                  "| Tracker | Backend | Precision | Threads | End-to-end FPS per round | Min - max |",
+                  "|---|---|---|---:|---|---:|"]
+        for r in with_rounds:
+            fps = [x["end_to_end_fps"] for x in r["rounds"]]
+            lines.append(f"| {_tracker(r)} | {BACKEND_SHORT.get(r['backend'], r['backend'])} | "
+                         f"{r['precision'] if r['precision'] != '-' else '—'} | {_threads(r)} | "
+                         f"{', '.join(_f(v) for v in fps)} | {_f(min(fps))} - {_f(max(fps))} |")
     ratios = result.get("ratios") or []
     if ratios:
         lines += ["", "### Speed-up over the public-port baseline (same run, same model and threads)", "",

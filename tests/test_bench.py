@@ -320,3 +320,48 @@ def test_the_opencv_cap_reaches_opencv_and_the_header_says_so():
     assert "OpenCV dispatch" not in free_line
     if "*AVX512-SKX" in free.split():  # a CPU (and OpenCV build) that dispatches AVX-512: now switched off
         assert "*AVX512-SKX?" in capped.split() and capped.split() != free.split()
+
+
+# ------------------------------------------------------------------------------------------- rounds
+def test_round_order_alternates_direction():
+    assert fps.round_order(3, 4) == [[0, 1, 2], [2, 1, 0], [0, 1, 2], [2, 1, 0]]
+    assert fps.round_order(2, 1) == [[0, 1]]
+
+
+def _round(mean_ms: float, status: str = "ok") -> dict:
+    return {"status": status, "end_to_end": {"mean_ms": mean_ms, "fps": 1000 / mean_ms},
+            "model_only": {"fps": 2000 / mean_ms}}
+
+
+def test_median_round_keeps_the_middle_round_and_lists_all():
+    chosen = fps.median_round([_round(5.0), _round(4.0), _round(8.0)])
+    assert chosen["end_to_end"]["mean_ms"] == 5.0
+    assert [r["end_to_end_fps"] for r in chosen["rounds"]] == [200.0, 250.0, 125.0]  # run order
+    assert fps.median_round([_round(5.0), _round(4.0)])["end_to_end"]["mean_ms"] == 4.0  # lower middle
+    failed = fps.median_round([_round(5.0), {"status": "failed", "reason": "boom"}])
+    assert failed["status"] == "failed" and "rounds" not in failed
+
+
+def test_rounds_run_every_row_that_many_times(tiny_model, tiny_source, tmp_path, capsys):
+    rc = fps.main(["--quick", "--source", str(tiny_source), "--model", str(tiny_model), "--backend", "onnxruntime",
+                   "--precision", "fp32,int8", "--threads", "1", "--targets", "0", "--peers", "kcf", "--rounds", "3",
+                   "--no-isolate", "--no-plot", "--no-progress", "--out", str(tmp_path), *TIMING])
+    out = capsys.readouterr().out
+    assert rc == 0
+    data = json.loads((tmp_path / "fps.json").read_text())
+    assert data["settings"]["rounds"] == 3
+    ok = [r for r in data["rows"] if r["status"] == "ok"]
+    assert [r["kind"] for r in ok] == ["single", "peer"]
+    for r in ok:
+        per_round = sorted(x["end_to_end_fps"] for x in r["rounds"])
+        assert len(per_round) == 3 and r["end_to_end"]["fps"] == per_round[1]  # the median round is reported
+    unavailable = [r for r in data["rows"] if r["status"] == "unavailable"]
+    assert unavailable and all("rounds" not in r for r in unavailable)  # int8 not exported: recorded once
+    assert "### Rounds (end-to-end FPS of each round, in run order)" in out
+    assert "- Rounds: the whole matrix ran 3 times" in out
+
+
+def test_rounds_must_be_positive(tiny_source, tiny_model, tmp_path, capsys):
+    assert fps.main(["--source", str(tiny_source), "--model", str(tiny_model), "--rounds", "0",
+                     "--out", str(tmp_path)]) == 2
+    assert "--rounds must be >= 1, got 0" in capsys.readouterr().err
