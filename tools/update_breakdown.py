@@ -1,8 +1,9 @@
 """Where the time of ``Tracker.update()`` goes: timers around each step of one frame.
 
-Tracks one pass over a sequence (first box from its ground truth; each frame copied into one reused
-buffer before its update, as a video decoder writes it) and prints, per step, the calls per frame,
-the median time of a call and the time per frame on average: the crop, the normalisation, the
+Tracks one pass over a source as ``mixformerv2-bench`` reads and feeds it (``load_source``: a sequence
+folder, image folder or video, first box from its ground truth or sidecar; ``FrameLoop``: each frame
+copied into one reused buffer before its update, as a video decoder writes it) and prints, per step,
+the calls per frame, the median time of a call and the time per frame on average: the crop, the normalisation, the
 network's search step, decoding the distributions, box mapping, the online-template candidate crop
 and the online-template refresh (the template graph). The rest of ``update()`` is the difference
 between its total and the sum of the steps.
@@ -18,10 +19,10 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 import mixformerv2_cpu.tracker as tracker_module
+from mixformerv2_benchmarks.runner import BenchError, FrameLoop, load_source
 from mixformerv2_cpu import Tracker
 
 
@@ -41,25 +42,25 @@ def _timed(owner: object, name: str, label: str, spent: dict[str, list[float]]) 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--source", type=Path, required=True, help="sequence folder (img/, groundtruth.txt)")
+    p.add_argument("--source", type=Path, required=True, help="sequence folder (img/, groundtruth.txt), image folder "
+                   "or video, as for mixformerv2-bench")
+    p.add_argument("--box", help="init box x,y,w,h (default: first groundtruth line / video sidecar JSON)")
     p.add_argument("--model", default=None, help="registered name or export folder (default model)")
     p.add_argument("--backend", default="openvino")
     p.add_argument("--precision", default="fp32")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--frames", type=int, default=0, help="frames to track (0: all)")
     a = p.parse_args(argv)
-    files = sorted((a.source / "img").glob("*.jpg"))
-    if a.frames:
-        files = files[:a.frames]
-    if len(files) < 2:
-        sys.exit(f"need at least 2 frames in {a.source / 'img'}, found {len(files)}")
-    first_line = (a.source / "groundtruth.txt").read_text().splitlines()[0]
-    box = tuple(float(v) for v in first_line.replace(",", " ").split()[:4])
-    frames = [cv2.imread(str(f)) for f in files]
+    try:
+        src = load_source(a.source, a.box, a.frames or sys.maxsize)
+    except BenchError as exc:
+        sys.exit(f"update_breakdown: {exc}")
+    if len(src.frames) < 2:
+        sys.exit(f"need at least 2 frames in {a.source}, found {len(src.frames)}")
 
     tr = Tracker(a.model, backend=a.backend, threads=a.threads, precision=a.precision)
-    buf = frames[0].copy()
-    tr.init(buf, box)
+    loop = FrameLoop(src.frames, lambda frame: tr.init(frame, src.box), tr.update)
+    loop.prepare()  # init on frame 0 (untimed, before the timers go in), frame 1 into the buffer
     multi = tr._multi
     spent: dict[str, list[float]] = collections.defaultdict(list)
     for owner, name, label in [(multi, "_crop", "crop"), (tracker_module, "normalize_patch", "normalisation"),
@@ -69,13 +70,14 @@ def main(argv: list[str] | None = None) -> int:
                                (multi, "_refresh_templates", "online-template refresh")]:
         _timed(owner, name, label, spent)
     total = []
-    for f in frames[1:]:
-        np.copyto(buf, f)
+    for k in range(1, len(src.frames)):
+        if k > 1:
+            loop.prepare()
         t = time.perf_counter()
-        tr.update(buf)
+        loop.step()
         total.append(time.perf_counter() - t)
     n = len(total)
-    print(f"{tr.engine.description}; {a.source.name}, {n} updates")
+    print(f"{tr.engine.description}; {src.name}, {n} updates")
     print(f"update(): median {np.median(total) * 1e3:.3f} ms, mean {np.mean(total) * 1e3:.3f} ms")
     print(f"{'step':32s} {'calls/frame':>11s} {'median/call us':>15s} {'per frame us':>13s}")
     steps = 0.0
