@@ -74,9 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         print("the tracker never stayed lost on the donor frames (try another --donor)")
         return 1
     ms = 1e3 * np.asarray(times)
+    hidden = hidden_flags()
+    masked = f" (CPUID masked, hidden: {' '.join(hidden)})" if hidden else ""
     print(f"model {args.model or 'default'}, {args.backend} ({t.engine.precision}), {args.threads} threads, preset "
           f"{args.preset} (max_crops_per_frame {t.preset.max_crops_per_frame}); "
-          f"CPU flags {' '.join(cpu_flags())}{' (CPUID masked, hidden: ' + ' '.join(hidden_flags()) + ')' if hidden_flags() else ''}; "
+          f"CPU flags {' '.join(cpu_flags())}{masked}; "
           f"ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', '-')}; load average {os.getloadavg()}")
     print(f"lost frames timed: {len(ms)}, crops per lost frame {np.mean(per_frame):.1f}; update() median "
           f"{np.median(ms):.1f} ms, p90 {np.percentile(ms, 90):.1f} ms, mean {ms.mean():.1f} ms -> "
