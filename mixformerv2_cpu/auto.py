@@ -32,6 +32,7 @@ import numpy as np
 
 from .backends import available_backends
 from .cpu import cpu_flags, cpu_model, int8_kernels, isa_cap
+from .formats import INT8_READER
 from .manifest import Manifest, sha256_of
 
 K = TypeVar("K")
@@ -73,18 +74,33 @@ def verified_precisions(manifest: Manifest) -> list[str]:
     return out
 
 
-def int8_refusal(manifest: Manifest) -> str | None:
-    """Why the model's int8 graphs are not an automatic candidate here (None: they are, or there are none)."""
-    if "int8" not in manifest.data["graphs"]:
+def int8_valid_on(report: dict, fmt: str) -> list[str]:
+    """The classes of integer kernels (``cpu.int8_kernels``) on which the int8 flavour ``fmt``'s accuracy
+    measurement holds: its own record (``valid_on``: e.g. both "vnni" and "avx2" for weights that
+    cannot saturate AVX2's int16 pair sums), else the class it was measured on."""
+    entry = report.get(fmt)
+    if isinstance(entry, dict) and isinstance(entry.get("valid_on"), list):
+        return [str(k) for k in entry["valid_on"]]
+    return [str(report["int8_kernels"])] if report.get("int8_kernels") else []
+
+
+def int8_refusal(manifest: Manifest, backend: str | None = None) -> str | None:
+    """Why the model's int8 graphs (those ``backend`` runs, or any) are not an automatic candidate here
+    (None: they are, or there are none)."""
+    graphs = manifest.data["graphs"].get("int8")
+    if not graphs:
         return None
     report = manifest.data.get("int8_report", {})
-    here = int8_kernels()
     if report.get("accepted") is not True:
         return "int8 not verified: its accuracy record is missing or failed"
-    if report.get("int8_kernels") != here:
-        return (f"int8 not verified for this CPU: its accuracy was measured on {report.get('int8_kernels') or 'unrecorded'} "
-                f"integer kernels, this CPU runs {here} ones (re-export with --int8 on such a CPU)")
-    return None
+    here = int8_kernels()
+    fmts = [f for f in graphs if backend is None or INT8_READER.get(f) == backend]
+    valid = {f: int8_valid_on(report, f) for f in fmts}
+    if not fmts or any(here in v for v in valid.values()):
+        return None
+    where = " / ".join(sorted({", ".join(v) or "unrecorded" for v in valid.values()}))
+    return (f"int8 not verified for this CPU: its accuracy was measured on {where} integer kernels, this CPU "
+            f"runs {here} ones (re-export with --int8 on such a CPU)")
 
 
 def candidates(manifest: Manifest, backend: str, precision: str) -> list[tuple[str, str]]:
@@ -99,6 +115,8 @@ def candidates(manifest: Manifest, backend: str, precision: str) -> list[tuple[s
             if p == "bf16" and b != "openvino":  # bfloat16 arithmetic is an OpenVINO option
                 continue
             per_fmt = manifest.data["graphs"].get(file_precision(p), {})
+            if precision == AUTO and p == "int8" and int8_refusal(manifest, b) is not None:
+                continue  # this backend's int8 flavour was not verified for this CPU's kernels
             if any(f in per_fmt for f in readable_formats(b, p)):
                 out.append((b, p))
     return out

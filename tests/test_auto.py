@@ -197,3 +197,23 @@ def test_a_cached_fewer_threads_choice_without_trial_count_is_measured_again(exp
     trials.clear()
     kept = Tracker(export_small, **kw)
     assert trials == [] and kept.engine.threads == 2 and "(cached)" in kept.engine.description
+
+
+def test_int8_validity_is_per_flavour():
+    """A flavour records the kernel classes its measurement holds for (``valid_on``): ONNX Runtime's 7-bit
+    int8 holds on VNNI and AVX2 alike, OpenVINO's NNCF int8 only where it was measured."""
+    here = auto.int8_kernels()
+    other = "avx2" if here == "vnni" else "vnni"
+    ort = {"onnx": {"template": "x.int8.template.onnx", "search": "x.int8.search.onnx"}}
+    graphs = {"fp32": FP32, "int8": {**INT8, **ort}}
+    report = {"accepted": True, "int8_kernels": other, "onnx": {"valid_on": [other, here]},
+              "openvino": {"valid_on": [other]}}
+    m = _manifest(graphs, report)
+    assert auto.verified_precisions(m) == ["fp32", "int8"]
+    assert auto.int8_refusal(m, "onnxruntime") is None
+    assert f"measured on {other} integer kernels, this CPU runs {here}" in auto.int8_refusal(m, "openvino")
+    assert set(auto.candidates(m, "auto", "auto")) == {("openvino", "fp32"), ("onnxruntime", "fp32"),
+                                                      ("onnxruntime", "int8")}
+    assert ("openvino", "int8") in auto.candidates(m, "openvino", "int8")  # asked for by name: allowed
+    none_here = _manifest(graphs, {**report, "onnx": {"valid_on": [other]}})
+    assert auto.verified_precisions(none_here) == ["fp32"]

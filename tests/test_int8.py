@@ -85,3 +85,54 @@ def test_int8_of_the_trained_default_model_tracks_like_fp32(tmp_path, sample_seq
         backend = quantize.READER[fmt]
         got = _track(Tracker(folder, backend=backend, precision="int8", threads=1), frames, box)
         assert _iou(ref, got).mean() >= 0.85, backend
+
+
+def test_onnx_int8_weights_cannot_saturate_avx2_pair_sums(tmp_path):
+    """ONNX Runtime's int8 MatMul weights use 7 bits (-64..64): AVX2's VPMADDUBSW adds two u8 x s8
+    products into a saturating int16, and 2 x 255 x 64 = 32,640 stays under 32,767, so AVX2's kernels
+    give VNNI's exact int32 sums and one accuracy measurement holds for both kinds of CPU."""
+    import onnx
+    from onnx import numpy_helper
+
+    torch.manual_seed(0)
+    model = MixFormerV2(ModelConfig(embed_dim=64, depth=2, num_heads=2, mlp_ratio=1.0, template_size=48,
+                                    search_size=96, bins=24)).eval()
+    export_model(model, "custom", tmp_path, "tiny")
+    fp32 = read_manifest(find_manifest(tmp_path)).data["graphs"]["fp32"]["onnx"]["search"]
+    dst = quantize._dynamic_onnx(tmp_path / fp32, tmp_path / "tiny.int8.search.onnx")
+    weights = [numpy_helper.to_array(t) for t in onnx.load(str(dst)).graph.initializer
+               if t.data_type == onnx.TensorProto.INT8]
+    assert len(weights) >= 2 * 4  # the MatMuls of two blocks at least
+    lo, hi = min(int(w.min()) for w in weights), max(int(w.max()) for w in weights)
+    assert -64 <= lo and hi <= 64 and max(-lo, hi) > 32  # 7 bits (symmetric: -64..64), all of them used
+    assert 2 * 255 * max(-lo, hi) <= 32767
+    assert quantize.valid_on("onnx", "vnni") == quantize.valid_on("onnx", "avx2") == ["vnni", "avx2"]
+    assert quantize.valid_on("openvino", "vnni") == ["vnni"]  # NNCF's 8-bit weights: only where measured
+
+
+def test_prediction_token_heads_stay_fp32(tmp_path):
+    """MatMuls over fewer than 16 rows per sample (the heads on the four prediction tokens and the score
+    token) are found by running the fp32 graph once and left out of the int8 graph."""
+    import onnx
+
+    from mixformerv2_cpu.backends import load_graph
+
+    torch.manual_seed(0)
+    model = MixFormerV2(ModelConfig(embed_dim=64, depth=2, num_heads=2, mlp_ratio=1.0, template_size=48,
+                                    search_size=96, bins=24)).eval()
+    export_model(model, "custom", tmp_path, "tiny")
+    files = read_manifest(find_manifest(tmp_path)).data["graphs"]["fp32"]["onnx"]
+    rng = np.random.default_rng(0)
+    t = rng.standard_normal((1, 3, 48, 48)).astype(np.float32)
+    kv = load_graph("onnxruntime", tmp_path / files["template"])({"template": t, "online_template": t})["template_kv"]
+    feeds = {"search": rng.standard_normal((1, 3, 96, 96)).astype(np.float32), "template_kv": kv}
+    small = quantize.small_matmuls(tmp_path / files["search"], feeds)
+    graph = onnx.load(str(tmp_path / files["search"])).graph
+    weights = {w.name for w in graph.initializer}
+    linear = [n.name for n in graph.node if n.op_type in ("MatMul", "Gemm") and n.input[1] in weights]
+    heads = [n for n in linear if n in small]
+    assert 4 <= len(heads) < len(linear)  # the heads (box and score), not the blocks
+    ops = lambda path: [n.op_type for n in onnx.load(str(path)).graph.node]  # noqa: E731
+    every = ops(quantize._dynamic_onnx(tmp_path / files["search"], tmp_path / "all.onnx"))
+    kept = ops(quantize._dynamic_onnx(tmp_path / files["search"], tmp_path / "kept.onnx", small))
+    assert every.count("MatMulInteger") - kept.count("MatMulInteger") == len(heads)
