@@ -48,9 +48,8 @@ class Preset:
     recovery: lost-target recovery (:mod:`.recovery`): while lost, keep the last box that was
         not low (ok=False), stop updating the online template and search wider; also ok=False on
         low frames. Off in the reference presets (reference-exact), on in ``default``.
-    candidate_threshold: a lost-frame crop that does not re-acquire but scores this nominates a
-        candidate, verified on the next frame with a crop centred on it (and nominated again while
-        its verification keeps scoring this).
+    candidate_threshold: a wider-search crop (grown or tile) scoring this nominates a candidate,
+        verified on the next frame with a crop centred on it.
     reacquire_threshold, reacquire_ratio: a centred crop (at the last box or on a candidate)
         scoring max(reacquire_threshold, reacquire_ratio x typical score) re-acquires the target.
     max_crops_per_frame: search crops evaluated per lost frame and target (one batched inference):

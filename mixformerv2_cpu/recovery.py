@@ -19,15 +19,12 @@ only a label. With it on:
   scale (crop side of the anchor, or at least ``tile_min_fraction`` of the frame's shorter side;
   centres ``tile_stride`` tile sides apart, nearest the anchor first). What does not fit in this
   frame comes on the next ones (round robin);
-* a local or verify crop scoring at least ``max(reacquire_threshold, reacquire_ratio * ref)``
-  re-acquires the target: its box becomes the box and normal tracking resumes. Any other crop
-  whose score reaches ``candidate_threshold`` only nominates a candidate: on the next frame a crop
-  at the target's scale is centred on its predicted box (up to ``VERIFY_PER_FRAME`` candidates,
-  best first, one per place). A verified candidate that scores under the re-acquire level but
-  still reaches ``candidate_threshold`` is nominated again, so a target coming back into view is
-  followed from frame to frame until a centred crop is sure of it. (Off-centre tile crops score
-  true targets lower and look-alikes higher than a centred crop does; the verification is what
-  the normal tracker would see on the next frame.)
+* a grown or tile crop whose score reaches ``candidate_threshold`` only nominates a candidate: on
+  the next frame a crop at the target's scale is centred on it (up to ``VERIFY_PER_FRAME``
+  candidates, best first). A local or verify crop scoring at least ``max(reacquire_threshold,
+  reacquire_ratio * ref)`` re-acquires the target: its box becomes the box and normal tracking
+  resumes. (Off-centre tile crops score true targets lower and look-alikes higher than a centred
+  crop does; the verification is what the normal tracker would see on the next frame.)
 
 Boxes are ``(x, y, w, h)`` in image pixels (top-left corner). Nothing here runs a network: the
 tracker asks :func:`plan_crops` what to crop, runs the batch, and reports back to
@@ -186,10 +183,9 @@ class RecoveryState:
         None (still lost).
 
         The best local / verify crop at or above :meth:`reacquire_level` re-acquires (state
-        TRACKING, its box the anchor). Otherwise the best crops of any kind at or above
-        ``candidate_threshold`` (at most VERIFY_PER_FRAME, none closer than half the anchor's side
-        to a better one) become the pending candidates: the anchor's size centred on their
-        predicted centres.
+        TRACKING, its box the anchor). Otherwise the best grown / tile crops at or above
+        ``candidate_threshold`` (at most VERIFY_PER_FRAME) become the pending candidates: the
+        anchor's size centred on their predicted centres.
         """
         self.lost_for += 1
         level = self.reacquire_level()
@@ -200,16 +196,10 @@ class RecoveryState:
             self.anchor = tuple(float(v) for v in candidates[best].box)  # type: ignore[assignment]
             self.lows.clear()
             return best
-        found = sorted((c for c in candidates if c.score >= self.settings.candidate_threshold),
-                       key=lambda c: -c.score)
-        self.pending = []
-        near = 0.5 * math.sqrt(self.anchor[2] * self.anchor[3])  # one candidate per place
-        for c in found:
-            cx, cy = c.box[0] + 0.5 * c.box[2], c.box[1] + 0.5 * c.box[3]
-            if all(math.hypot(cx - p[0] - 0.5 * p[2], cy - p[1] - 0.5 * p[3]) > near for p in self.pending):
-                self.pending.append(centred_box(self.anchor, cx, cy))
-            if len(self.pending) == VERIFY_PER_FRAME:
-                break
+        found = sorted((c for c in candidates if c.kind in ("grown", "tile")
+                        and c.score >= self.settings.candidate_threshold), key=lambda c: -c.score)
+        self.pending = [centred_box(self.anchor, c.box[0] + 0.5 * c.box[2], c.box[1] + 0.5 * c.box[3])
+                        for c in found[:VERIFY_PER_FRAME]]
         return None
 
 

@@ -109,26 +109,6 @@ def test_reacquired_by_a_high_score_centred_crop_only():
     assert found == 1 and st.state == TRACKING and st.anchor == (402, 41, 21, 19) and st.pending == []
 
 
-def test_a_candidate_is_followed_until_it_clears_the_reacquire_level():
-    st = RecoveryState(settings(candidate_threshold=0.3, reacquire_threshold=0.6), BOX)
-    for _ in range(3):
-        st.observe(BOX, 0.1)
-    assert st.searching
-    # a tile nominates; a second tile at the same place (closer than half the anchor's side) is not a second candidate
-    assert st.lost_frame([Candidate("local", 0.1, BOX), Candidate("tile", 0.4, (300, 200, 20, 20)),
-                          Candidate("tile", 0.35, (306, 204, 20, 20)), Candidate("grown", 0.32, (40, 40, 20, 20))]) is None
-    assert st.pending == [(300.0, 200.0, 20.0, 20.0), (40.0, 40.0, 20.0, 20.0)]
-    # verified at 0.5: not enough to re-acquire, but its centred prediction is checked again next frame
-    assert st.lost_frame([Candidate("local", 0.1, BOX), Candidate("verify", 0.5, (310, 205, 20, 20)),
-                          Candidate("verify", 0.05, (40, 40, 20, 20))]) is None
-    assert st.state == LOST and st.pending == [(310.0, 205.0, 20.0, 20.0)]
-    # the local crop nominates as well (a partial view of the target near the anchor)
-    assert st.lost_frame([Candidate("local", 0.45, (110, 84, 20, 20)), Candidate("verify", 0.2, (320, 210, 20, 20))]) is None
-    assert st.pending == [(110.0, 84.0, 20.0, 20.0)]
-    assert st.lost_frame([Candidate("local", 0.1, BOX), Candidate("verify", 0.7, (112, 85, 21, 20))]) == 1
-    assert st.state == TRACKING and st.anchor == (112, 85, 21, 20)
-
-
 def test_reacquire_level_follows_the_typical_score():
     st = RecoveryState(settings(reacquire_threshold=0.6, reacquire_ratio=0.9, lost_ratio=0.5), BOX)
     for _ in range(4):
