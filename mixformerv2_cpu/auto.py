@@ -32,7 +32,7 @@ import numpy as np
 
 from .backends import available_backends
 from .cpu import cpu_flags, cpu_model, int8_kernels, isa_cap
-from .formats import INT8_READER
+from .formats import INT8_READER, file_precision, readable_formats
 from .manifest import Manifest, sha256_of
 
 K = TypeVar("K")
@@ -105,8 +105,6 @@ def int8_refusal(manifest: Manifest, backend: str | None = None) -> str | None:
 
 def candidates(manifest: Manifest, backend: str, precision: str) -> list[tuple[str, str]]:
     """(backend, precision) pairs allowed by the request ("auto" or a fixed value) and the model files."""
-    from .formats import file_precision, readable_formats
-
     backends = [b for b, reason in available_backends().items() if reason is None] if backend == AUTO else [backend]
     precisions = verified_precisions(manifest) if precision == AUTO else [precision]
     out = []

@@ -17,11 +17,15 @@ from mixformerv2_export.exporter import export_model
 from mixformerv2_export.network import MixFormerV2, ModelConfig
 
 
-def _tiny_export(out, sample_sequence):
+def _tiny_model() -> MixFormerV2:
     torch.manual_seed(0)
     model = MixFormerV2(ModelConfig(embed_dim=64, depth=2, num_heads=2, mlp_ratio=1.0, template_size=48,
                                     search_size=96, bins=24)).eval()
-    export_model(model, "custom", out, "tiny", int8_source=[sample_sequence], int8_samples=24)
+    return model
+
+
+def _tiny_export(out, sample_sequence):
+    export_model(_tiny_model(), "custom", out, "tiny", int8_source=[sample_sequence], int8_samples=24)
     return read_manifest(find_manifest(out))
 
 
@@ -94,10 +98,7 @@ def test_onnx_int8_weights_cannot_saturate_avx2_pair_sums(tmp_path):
     import onnx
     from onnx import numpy_helper
 
-    torch.manual_seed(0)
-    model = MixFormerV2(ModelConfig(embed_dim=64, depth=2, num_heads=2, mlp_ratio=1.0, template_size=48,
-                                    search_size=96, bins=24)).eval()
-    export_model(model, "custom", tmp_path, "tiny")
+    export_model(_tiny_model(), "custom", tmp_path, "tiny")
     fp32 = read_manifest(find_manifest(tmp_path)).data["graphs"]["fp32"]["onnx"]["search"]
     dst = quantize._dynamic_onnx(tmp_path / fp32, tmp_path / "tiny.int8.search.onnx")
     weights = [numpy_helper.to_array(t) for t in onnx.load(str(dst)).graph.initializer
@@ -117,10 +118,7 @@ def test_prediction_token_heads_stay_fp32(tmp_path):
 
     from mixformerv2_cpu.backends import load_graph
 
-    torch.manual_seed(0)
-    model = MixFormerV2(ModelConfig(embed_dim=64, depth=2, num_heads=2, mlp_ratio=1.0, template_size=48,
-                                    search_size=96, bins=24)).eval()
-    export_model(model, "custom", tmp_path, "tiny")
+    export_model(_tiny_model(), "custom", tmp_path, "tiny")
     files = read_manifest(find_manifest(tmp_path)).data["graphs"]["fp32"]["onnx"]
     rng = np.random.default_rng(0)
     t = rng.standard_normal((1, 3, 48, 48)).astype(np.float32)
