@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from mixformerv2_cpu.boxes import validate_box
-from mixformerv2_cpu.decode import decode_boxes, edge_peak
+from mixformerv2_cpu.decode import decode_boxes, edge_peak, ltrb_to_cxcywh
 from mixformerv2_cpu.errors import InvalidBoxError
 from mixformerv2_cpu.geometry import clip_box, crop_side, map_back, sample_target, scale_box
 from mixformerv2_cpu.preprocess import normalize_patch
@@ -139,6 +139,14 @@ def test_decode_distribution_expectation():
     box, probs = decode_boxes(logits)
     np.testing.assert_allclose(box[0], [0.5, 0.25, 0.5, 0.5])
     np.testing.assert_allclose(probs.sum(-1), 1)
+
+
+def test_ltrb_to_cxcywh_matches_the_element_wise_formula_to_the_bit():
+    ltrb = np.random.default_rng(3).uniform(-0.2, 1.2, (64, 4))
+    l, t, r, b = ltrb.T
+    expected = np.stack([(l + r) / 2, (t + b) / 2, r - l, b - t], axis=-1)
+    assert np.array_equal(ltrb_to_cxcywh(ltrb), expected)
+    assert np.array_equal(ltrb_to_cxcywh(ltrb[None, :2]), expected[None, :2])
 
 
 def test_edge_peak_is_the_mean_of_the_four_largest_bins():
