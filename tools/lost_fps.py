@@ -21,13 +21,6 @@ import cv2
 import numpy as np
 
 
-def frames_of(folder: Path, n: int) -> list:
-    files = sorted((folder / "img").glob("*.jpg"))[:n]
-    if not files:
-        sys.exit(f"no frames in {folder / 'img'}")
-    return [cv2.imread(str(f)) for f in files]
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--source", type=Path, required=True, help="sequence folder (img/, groundtruth.txt)")
@@ -45,9 +38,14 @@ def main(argv: list[str] | None = None) -> int:
     from mixformerv2_cpu import tracker as tracker_module
     from mixformerv2_cpu.cpu import cpu_flags, hidden_flags
 
-    box = [float(v) for v in (args.source / "groundtruth.txt").read_text().split()[0].replace("\t", ",").split(",")]
-    own, donor = frames_of(args.source, args.warmup), frames_of(args.donor, args.frames)
-    donor = [cv2.resize(f, (own[0].shape[1], own[0].shape[0])) for f in donor]
+    from mixformerv2_benchmarks.runner import BenchError, load_source
+
+    try:  # frames and the first ground-truth box read as mixformerv2-bench reads them
+        source, donor_source = load_source(args.source, max_frames=args.warmup), load_source(args.donor, max_frames=args.frames)
+    except BenchError as exc:
+        sys.exit(str(exc))
+    own, box = list(source.frames), source.box
+    donor = [cv2.resize(f, (own[0].shape[1], own[0].shape[0])) for f in donor_source.frames]
     crops = []
     search = tracker_module.Engine.search
 
