@@ -174,6 +174,46 @@ def measure(fn: Callable[[], object], warmup: int, min_time: float, min_iters: i
     return np.asarray(times)
 
 
+PAIRED_BLOCK = 10  # calls per block of the paired phase
+
+
+def measure_paired(network: Callable[[], object], step: Callable[[], object], prepare: Callable[[], None],
+                   min_time: float, min_iters: int, block: int = PAIRED_BLOCK) -> tuple[np.ndarray, np.ndarray]:
+    """The network alone and ``update()``, timed in alternating blocks of ``block`` calls (ms arrays, same
+    length) until both ``min_iters`` updates and ``min_time`` s are reached.
+
+    A VM's speed drifts over seconds (one run measured rows 1.5x apart), so the ratio of two phases
+    timed one after the other measures drift as much as overhead; blocks of ~0.1 s see the same
+    drift. Each block starts with one untimed call: the network block then times back-to-back calls
+    (the model-only condition), the update block calls that follow other updates (the tracking loop).
+    ``prepare`` runs untimed before every update (the next frame into the buffer)."""
+    net: list[float] = []
+    upd: list[float] = []
+    start = time.perf_counter()
+    while len(upd) < min_iters or time.perf_counter() - start < min_time:
+        network()
+        for _ in range(block):
+            t0 = time.perf_counter()
+            network()
+            net.append((time.perf_counter() - t0) * 1e3)
+        prepare()
+        step()
+        for _ in range(block):
+            prepare()
+            t0 = time.perf_counter()
+            step()
+            upd.append((time.perf_counter() - t0) * 1e3)
+    return np.asarray(net), np.asarray(upd)
+
+
+def paired_stats(net: np.ndarray, upd: np.ndarray) -> dict:
+    """Overhead of ``update()`` over the network from one paired phase: medians, update p90 and their ratios."""
+    n, u = float(np.median(net)), float(np.median(upd))
+    p90 = float(np.percentile(upd, 90))
+    return {"network_median_ms": n, "update_median_ms": u, "update_p90_ms": p90,
+            "overhead_pct": 100.0 * (u / n - 1.0), "p90_over_median": p90 / u, "iters": int(upd.size)}
+
+
 def stats(ms: np.ndarray) -> dict:
     mean = float(ms.mean())
     return {"median_ms": float(np.median(ms)), "p90_ms": float(np.percentile(ms, 90)), "mean_ms": mean,
@@ -278,6 +318,9 @@ def run_row(spec: RowSpec, frames: np.ndarray, box: Sequence[float], settings: S
     ms = measure(loop.step, settings.warmup, settings.min_time, settings.min_iters, settings.max_iters,
                  prepare=loop.prepare, warmup_time=settings.warmup_time)
     result["end_to_end"] = stats(ms)
+    if spec.kind != "peer":
+        result["paired"] = paired_stats(*measure_paired(lambda: eng.search(x, state), loop.step, loop.prepare,
+                                                        settings.min_time, settings.min_iters))
     result["reinits"] = max(loop.reinits, 0)
     rss1 = _rss_bytes()
     if isolated:

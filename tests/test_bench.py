@@ -11,9 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
-from mixformerv2_benchmarks import fps, report
+from mixformerv2_benchmarks import fps, report, runner
 from mixformerv2_benchmarks.machine import usable_cores
-from mixformerv2_benchmarks.runner import BenchError, FrameLoop, load_source, measure, multi_boxes, stats
+from mixformerv2_benchmarks.runner import (BenchError, FrameLoop, load_source, measure, measure_paired, multi_boxes,
+                                           paired_stats, stats)
 
 PEERS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "peers"
 W, H, N = 160, 120, 6
@@ -116,9 +117,13 @@ def test_quick_run_writes_every_row(quick_run, capsys):
         assert r["load_s"] > 0 and r["first_s"] > 0
         assert r["rss_mb"] > 0 and r["rss_delta_mb"] is not None
         if r["kind"] == "peer":
-            assert r["model_only"] is None
+            assert r["model_only"] is None and "paired" not in r
         else:
             _check_stats(r["model_only"], 3)
+            q = r["paired"]  # the update()-over-network phase, timed in alternating blocks
+            assert q["iters"] >= 3 and q["iters"] % runner.PAIRED_BLOCK == 0
+            assert q["update_p90_ms"] >= q["update_median_ms"] > 0 and q["network_median_ms"] > 0
+            assert q["overhead_pct"] == pytest.approx(100 * (q["update_median_ms"] / q["network_median_ms"] - 1))
     # fp32 always runs; the tiny export has no int8 graphs, so int8 rows say so
     for key, r in rows.items():
         if "|fp32|" in key:
@@ -262,6 +267,19 @@ def test_measure_and_stats():
     assert len(calls) == 1 + 2  # the warm-up stops after one call once warmup_time has passed
     s = stats(np.array([1.0, 2.0, 3.0, 10.0]))
     assert s["median_ms"] == 2.5 and s["mean_ms"] == 4.0 and s["fps"] == 250.0 and s["p90_ms"] > 3
+
+
+def test_paired_phase_alternates_blocks_with_one_untimed_call_each():
+    calls = []
+    net, upd = measure_paired(lambda: calls.append("n"), lambda: calls.append("u"), lambda: calls.append("p"),
+                              min_time=0.0, min_iters=15, block=4)
+    # 4 blocks of each until 15 updates are timed; every block starts with one untimed call, every update
+    # is prepared (the next frame) untimed
+    assert net.size == upd.size == 16
+    assert "".join(calls) == ("n" * 5 + "pu" * 5) * 4
+    q = paired_stats(np.array([2.0, 2.0, 3.0]), np.array([2.0, 2.5, 2.5, 4.0]))
+    assert q["network_median_ms"] == 2.0 and q["update_median_ms"] == 2.5 and q["overhead_pct"] == 25.0
+    assert q["p90_over_median"] == pytest.approx(np.percentile([2.0, 2.5, 2.5, 4.0], 90) / 2.5) and q["iters"] == 4
 
 
 def test_frame_loop_hands_each_frame_in_one_reused_buffer():
