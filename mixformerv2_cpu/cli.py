@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="tracking preset name (search factor, template update interval)")
     track.add_argument("--precision", default=None,
                        help="auto (default: the fastest precision whose accuracy was measured "
-                       "for the model), fp32, int8 (exported NNCF graphs, OpenVINO) or bf16 "
+                       "for the model), fp32, int8 (the export's int8 graphs that passed its accuracy gate) or bf16 "
                        "(OpenVINO on AVX512-BF16/AMX CPUs)")
     track.add_argument("--threads", "-t", type=_positive_int, default=None,
                        help="CPU threads for inference (default: the backend's choice)")

@@ -7,7 +7,8 @@ Export, verification, the manifest, the registry and the backends all read this 
 | ``onnx`` | ``.onnx`` | external weights (``<name>.weights``, shared by the graphs of one export) | ``metadata_props`` | onnxruntime, openvino |
 | ``openvino`` | ``.xml`` | ``.bin`` | ``rt_info['mixformerv2']`` | openvino |
 
-Precisions: ``fp32`` (ONNX files, every backend), ``int8`` (NNCF-quantised OpenVINO IR),
+Precisions: ``fp32`` (ONNX files, every backend), ``int8`` (the export's int8 graphs that passed its
+accuracy gate: dynamic int8 ONNX with 7-bit weights, run by ONNX Runtime, and NNCF OpenVINO IR, run by OpenVINO),
 ``bf16`` (the fp32 files computed in bfloat16 by OpenVINO on CPUs with AVX512-BF16/AMX).
 """
 from __future__ import annotations

@@ -278,7 +278,8 @@ class Tracker:
     model, from a short timed trial on first use, cached per machine and model; see
     ``tracker.engine.description``). ``precision``: "auto" (default: the fastest precision whose
     accuracy was measured for this model: fp32, or int8 when the export's int8 report passed its
-    gate), "fp32" (reference-exact), "int8" (the export's NNCF-quantised OpenVINO graphs) or
+    gate), "fp32" (reference-exact), "int8" (the export's int8 graphs that passed its gate: ONNX
+    Runtime's dynamic int8 with 7-bit weights, or NNCF OpenVINO IR, each run by its own backend) or
     "bf16" (fp32 files computed in bfloat16 by OpenVINO on CPUs with AVX512-BF16/AMX; never chosen
     automatically). ``threads``: an int >= 1 or None (the backend's default). ``graphs``: "cached"
     (default: templates encoded once, search step per frame) or "full" (the single full graph
