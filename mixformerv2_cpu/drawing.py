@@ -162,11 +162,15 @@ def draw_tracking(
     ``prediction``: the tracker's ``last_prediction`` (an object with ``distributions`` and
     ``edge_positions``); used only when ``show_distributions`` is true and it is not None.
     ``score`` None means "just initialised" (the box is the given one, not a prediction).
-    ``lost``: the tracker reported ok=False (dashed red box, "LOST" top right). ``state``: the
-    tracker's state ("tracking" / "lost"), shown in the status line; "lost" also draws as lost
-    and adds "searching" to the top-right label.
+    ``lost``: the tracker reported ok=False (dashed red box). ``state``: the tracker's state
+    ("tracking" / "lost"), shown in the status line. The labels say which of the two it is: "LOST"
+    at the box and "LOST - searching" top right in the lost state (also when ``lost`` is not given);
+    "LOW" and "LOW SCORE" for an ok=False frame while the state is still "tracking" (a low score that
+    has not yet lasted ``lost_frames``); "LOST" for ok=False without a state (trackers without one).
     """
-    lost = lost or state == "lost"
+    searching = state == "lost"
+    lost = lost or searching
+    word = "LOW" if lost and state == "tracking" else "LOST"
     if show_distributions and prediction is not None and box is not None:
         dist = getattr(prediction, "distributions", None)
         edges = getattr(prediction, "edge_positions", None)
@@ -176,7 +180,7 @@ def draw_tracking(
         if score is None:
             color, label = COLOR_INIT, "init"
         elif lost:
-            color, label = COLOR_LOST, f"LOST {score:.2f}"
+            color, label = COLOR_LOST, f"{word} {score:.2f}"
         else:
             color, label = COLOR_OK, f"{score:.2f}"
         draw_box(img, box, color, 2, dashed=lost)
@@ -192,7 +196,7 @@ def draw_tracking(
     if hud:
         put_label(img, "  ".join(hud), (6, 6), scale=0.6)
     if lost:
-        text = "LOST - searching" if state == "lost" else "LOST"
+        text = "LOST - searching" if searching else ("LOW SCORE" if word == "LOW" else "LOST")
         (tw, _), _ = cv2.getTextSize(text, FONT, 1.0, 2)
         put_label(img, text, (img.shape[1] - tw - 14, 6), color=COLOR_LOST, scale=1.0)
     if show_distributions:

@@ -319,7 +319,11 @@ def test_overlay_shows_the_state():
     a = draw_tracking(img.copy(), (50, 40, 30, 30), 0.2, state="lost")
     b = draw_tracking(img.copy(), (50, 40, 30, 30), 0.2, state="tracking")
     c = draw_tracking(img.copy(), (50, 40, 30, 30), 0.2, lost=True)
-    assert (a != b).any() and (a != c).any()
+    low = draw_tracking(img.copy(), (50, 40, 30, 30), 0.2, lost=True, state="tracking")
+    assert (a != b).any() and (a != c).any() and (low != c).any() and (low != a).any()
+    # a low frame while still tracking is labelled LOW, not LOST: it differs from the ok=False frame
+    # without a state only in the labels (same dashed red box)
+    assert (low[40:70, 50:80] == c[40:70, 50:80]).all()
 
 
 # ------------------------------------------------------------------------------ protocol: cases
