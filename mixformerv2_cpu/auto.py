@@ -32,7 +32,7 @@ import numpy as np
 
 from .backends import available_backends
 from .cpu import cpu_flags, cpu_model, int8_kernels, isa_cap
-from .formats import INT8_READER, file_precision, readable_formats
+from .formats import file_precision, readable_formats
 from .manifest import Manifest, sha256_of
 
 K = TypeVar("K")
@@ -94,7 +94,7 @@ def int8_refusal(manifest: Manifest, backend: str | None = None) -> str | None:
     if report.get("accepted") is not True:
         return "int8 not verified: its accuracy record is missing or failed"
     here = int8_kernels()
-    fmts = [f for f in graphs if backend is None or INT8_READER.get(f) == backend]
+    fmts = [f for f in graphs if backend is None or f in readable_formats(backend, "int8")]
     valid = {f: int8_valid_on(report, f) for f in fmts}
     if not fmts or any(here in v for v in valid.values()):
         return None
