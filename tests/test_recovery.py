@@ -418,6 +418,25 @@ def test_case_metrics():
     ok[35:] = False
     assert math.isinf(R.case_metrics(case, {"boxes": boxes, "ok": ok, "states": states, "times": np.ones(50)})
                       ["frames_to_reacquire"])
+    assert m["held_at_cut"]  # frame 4 (the last before the cut) is the ground truth itself, with ok
+    ok[4] = False
+    assert not R.case_metrics(case, {"boxes": boxes, "ok": ok, "states": states, "times": np.ones(50)})["held_at_cut"]
+    ok[4] = True
+    x, y, w, h = case.gt[4]
+    boxes[4] = [x + 0.5 * w, y, w, h]  # half a width off: IoU 1/3, under 0.5
+    assert not R.case_metrics(case, {"boxes": boxes, "ok": ok, "states": states, "times": np.ones(50)})["held_at_cut"]
+
+
+def test_group_stats_split_the_held_cases():
+    def case(kind, reacquired, held):
+        return {"kind": kind, "reacquired": reacquired, "held_at_cut": held, "frames_to_reacquire": 1.0 if reacquired
+                else math.inf, "absent_frames": 30, "absent_not_ok": 30, "lost_frames": 0, "lost_seconds": 0.0,
+                "tracking_frames": 10, "tracking_seconds": 0.1}
+    cases = [case("cutaway", True, True), case("cutaway", False, True), case("cutaway", False, False),
+             case("elsewhere", False, False)]
+    g = R._group_stats(cases, ("cutaway", "elsewhere"))
+    assert g["cutaway_reacquired"] == 1 / 3 and g["cutaway_held_cases"] == 2 and g["cutaway_held_reacquired"] == 0.5
+    assert g["elsewhere_held_cases"] == 0 and math.isnan(g["elsewhere_held_reacquired"])
 
 
 def test_several_cut_positions_give_named_cases_and_skip_a_repeated_cut():
@@ -511,6 +530,7 @@ def test_eval_recovery_protocol_on_fake_tracker(tmp_path, monkeypatch, capsys):
     assert g["tuning"]["absence_detection"] == 0.0 and g["held-out"]["absence_detection"] == 1.0
     assert g["all"]["cutaway_reacquired"] == 1.0 and g["all"]["elsewhere_reacquired"] == 1.0
     assert g["all"]["cutaway_median_frames"] == 0.0 and g["all"]["auc"] > 0.5
+    assert g["all"]["cutaway_held_cases"] == 2 and g["all"]["cutaway_held_reacquired"] == 1.0
     assert "Recovery protocol, tuning" in out and "| blob |" in out
     lines = (tmp_path / "out" / "seqs" / "recovery" / "blob" / "b__cutaway.txt").read_text().splitlines()
     assert len(lines) == 60 and lines[0].split("\t")[6] == "init" and "lost" in {ln.split("\t")[6] for ln in lines}
