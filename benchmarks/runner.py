@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from mixformerv2_cpu.boxes import parse_box
+from mixformerv2_cpu.preprocess import input_shape
 
 
 class BenchError(ValueError):
@@ -307,10 +308,10 @@ def run_row(spec: RowSpec, frames: np.ndarray, box: Sequence[float], settings: S
         result["engine"] = eng.description
         result["threads_used"] = eng.threads
         rng = np.random.default_rng(0)
-        t, s = eng.meta.template_size, eng.meta.search_size
-        tmpl = rng.standard_normal((spec.targets, 3, t, t), dtype=np.float32)
+        m = eng.meta
+        tmpl = rng.standard_normal((spec.targets, *input_shape(m.input_format, m.template_size)), dtype=np.float32)
         state = eng.encode_templates(tmpl, tmpl.copy())
-        x = rng.standard_normal((spec.targets, 3, s, s), dtype=np.float32)
+        x = rng.standard_normal((spec.targets, *input_shape(m.input_format, m.search_size)), dtype=np.float32)
         result["model_only"] = stats(measure(lambda: eng.search(x, state), settings.warmup, settings.min_time,
                                              settings.min_iters, settings.max_iters,
                                              warmup_time=settings.warmup_time))

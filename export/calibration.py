@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from mixformerv2_cpu.geometry import sample_target
-from mixformerv2_cpu.preprocess import normalize_patch
+from mixformerv2_cpu.preprocess import network_input
 
 
 @dataclass(frozen=True)
@@ -60,10 +60,12 @@ def _read_gt(seq: Path) -> np.ndarray:
     return np.loadtxt(seq / "groundtruth.txt", delimiter=",", ndmin=2)
 
 
-def sample_pairs(sources: list[Path], n: int, template_size: int, search_size: int, mean, std,
-                 seed: int = 0, search_factor: float = 4.5, template_factor: float = 2.0) -> list[CropPair]:
+def sample_pairs(sources: list[Path], n: int, meta, seed: int = 0, search_factor: float = 4.5,
+                 template_factor: float = 2.0) -> list[CropPair]:
     """``n`` crop pairs spread over all sequences: template at frame i, online template at a frame
-    near i, search at frame j > i cropped around the box of frame j-1 (as the tracker would)."""
+    near i, search at frame j > i cropped around the box of frame j-1 (as the tracker would), as the
+    network inputs of the model whose metadata is ``meta`` (sizes and input format)."""
+    template_size, search_size = meta.template_size, meta.search_size
     rng = np.random.default_rng(seed)
     seqs = find_sequences(sources)
     frames = {s: sorted((s / "img").glob("*.jpg")) for s in seqs}
@@ -84,6 +86,5 @@ def sample_pairs(sources: list[Path], n: int, template_size: int, search_size: i
         t = sample_target(img[i], boxes[i], template_factor, template_size).patch
         ot = sample_target(img[o], boxes[o], template_factor, template_size).patch
         s = sample_target(img[j], boxes[j - 1], search_factor, search_size).patch
-        pairs.append(CropPair(normalize_patch(t, mean, std), normalize_patch(ot, mean, std),
-                              normalize_patch(s, mean, std)))
+        pairs.append(CropPair(network_input(t, meta), network_input(ot, meta), network_input(s, meta)))
     return pairs

@@ -1,6 +1,7 @@
 """Checkpoint -> verified export folder (ONNX graphs sharing one weights file, manifest last)."""
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import shutil
@@ -37,7 +38,9 @@ def export_model(model: MixFormerV2, variant: str, out: str | os.PathLike, name:
                  int8_source: list[Path] | None = None, int8_samples: int = 300,
                  extra: dict | None = None, box_scale: float = 1.0) -> Path:
     """Export every graph of ``model`` to ONNX under ``out`` (one shared ``<name>.weights`` file, read
-    by both backends), check each file on ONNX Runtime and OpenVINO, and write the manifest.
+    by both backends), check each file on ONNX Runtime and OpenVINO, and write the manifest. A model
+    with a convolutional stem is exported taking raw BGR crops (``input_format`` "bgr_nhwc_raw" in the
+    metadata; ``model`` itself is not changed).
     ``box_scale`` (metadata, see ModelMetadata): the reported-box size calibration of a trained model;
     1.0 keeps the reference boxes.
 
@@ -47,6 +50,8 @@ def export_model(model: MixFormerV2, variant: str, out: str | os.PathLike, name:
     problem = box_scale_problem(box_scale)
     if problem:
         raise ExportError(problem)
+    model = copy.deepcopy(model).eval()
+    model.take_raw_input()  # a convolutional stem's graphs take raw BGR (B,H,W,3) crops (stem.py)
     out = Path(out)
     tmp = _prepare_out(out)
     try:

@@ -17,7 +17,7 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 
 
 class FullGraph(nn.Module):
-    """template, online_template (B,3,T,T), search (B,3,S,S) -> boxes (B,4) normalised cx,cy,w,h,
+    """template, online_template (B,3,T,T), search (B,3,S,S) (or (B,T,T,3) ... with raw input) -> boxes (B,4) normalised cx,cy,w,h,
     score (B,) sigmoid probability, logits (B,4,bins) rows l,t,r,b."""
 
     def __init__(self, model: MixFormerV2) -> None:
@@ -56,12 +56,18 @@ WRAPPERS = {"full": FullGraph, "template": TemplateGraph, "search": SearchGraph}
 
 
 def example_inputs(model: MixFormerV2, role: str, batch: int = 1, seed: int = 0) -> dict[str, Tensor]:
-    """Fixed pseudo-random normalised inputs for a graph (used for tracing and verification)."""
+    """Fixed pseudo-random inputs for a graph in the model's input format (used for tracing and
+    verification): normalised values (standard normal) for "rgb_nchw", pixel values 0..255 for raw input."""
     cfg = model.cfg
     g = torch.Generator().manual_seed(seed)
-    t = torch.randn(batch, 3, cfg.template_size, cfg.template_size, generator=g)
-    o = torch.randn(batch, 3, cfg.template_size, cfg.template_size, generator=g)
-    s = torch.randn(batch, 3, cfg.search_size, cfg.search_size, generator=g)
+    raw = model.input_format != "rgb_nchw"
+
+    def image(size: int) -> Tensor:
+        if raw:
+            return torch.rand(batch, size, size, 3, generator=g) * 255
+        return torch.randn(batch, 3, size, size, generator=g)
+
+    t, o, s = image(cfg.template_size), image(cfg.template_size), image(cfg.search_size)
     if role == "full":
         return {"template": t, "online_template": o, "search": s}
     if role == "template":
@@ -87,4 +93,5 @@ def graph_metadata(model: MixFormerV2, variant: str, role: str, precision: str =
     return ModelMetadata(role=role, variant=variant, template_size=cfg.template_size, search_size=cfg.search_size,
                          bins=cfg.bins, embed_dim=cfg.embed_dim, depth=cfg.depth, num_heads=cfg.num_heads,
                          template_tokens=cfg.template_tokens, mean=INPUT_MEAN, std=INPUT_STD,
-                         precision=precision, box_scale=float(box_scale)).to_strings()
+                         precision=precision, box_scale=float(box_scale),
+                         input_format=model.input_format).to_strings()

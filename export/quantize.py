@@ -179,7 +179,7 @@ def quantize_int8(folder: Path, name: str, fp32: dict[str, Path], sources: list[
     """Write the int8 flavours of the fp32 ``template``/``search`` files into ``folder``, measure each on
     held-out crops of ``sources``; return (graphs entry of the accepted flavours, report of all)."""
     meta: ModelMetadata = load_graph("onnxruntime", fp32["template"]).metadata
-    pairs = sample_pairs(sources, samples + holdout, meta.template_size, meta.search_size, meta.mean, meta.std, seed=0)
+    pairs = sample_pairs(sources, samples + holdout, meta, seed=0)
     calib, held = pairs[:samples], pairs[samples:]
     tmpl_fp32 = load_graph("onnxruntime", fp32["template"])
     t_items = [{"template": p.template, "online_template": p.online_template} for p in calib]

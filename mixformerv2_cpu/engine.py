@@ -18,6 +18,7 @@ from .errors import BackendError, ModelFileError, SettingError
 from .formats import GRAPH_MODES, PRECISIONS, file_precision, readable_formats
 from .manifest import Manifest
 from .metadata import ModelMetadata
+from .preprocess import input_shape
 from .registry import resolve_model
 
 
@@ -34,7 +35,8 @@ def check_threads(threads: object) -> int | None:
 class TemplateState:
     """What the search step needs about the templates of a batch of targets.
 
-    ``template``/``online``: normalised crops (B,3,T,T); ``kv``: cached keys/values
+    ``template``/``online``: the crops as network inputs ((B,3,T,T) or (B,T,T,3), the model's
+    ``input_format``); ``kv``: cached keys/values
     (B, depth, 2, heads, 2*Nt, head_dim), None in full-graph mode.
     """
 
@@ -101,8 +103,8 @@ class Engine:
         graphs = self._load(backend, precision, threads)
         meta = next(iter(graphs.values())).metadata
         rng = np.random.default_rng(0)
-        t = rng.standard_normal((1, 3, meta.template_size, meta.template_size)).astype(np.float32)
-        s = rng.standard_normal((1, 3, meta.search_size, meta.search_size)).astype(np.float32)
+        t = rng.standard_normal((1, *input_shape(meta.input_format, meta.template_size))).astype(np.float32)
+        s = rng.standard_normal((1, *input_shape(meta.input_format, meta.search_size))).astype(np.float32)
         if self.mode == "full":
             return lambda: graphs["full"]({"template": t, "online_template": t, "search": s})
         kv = graphs["template"]({"template": t, "online_template": t})["template_kv"]
@@ -125,14 +127,14 @@ class Engine:
         return self.meta.variant
 
     def encode_templates(self, template: np.ndarray, online: np.ndarray) -> TemplateState:
-        """Encode templates (B,3,T,T) once; in full mode only keep the crops."""
+        """Encode templates (B, *input_shape) once; in full mode only keep the crops."""
         if self.mode == "full":
             return TemplateState(template, online, None)
         kv = self.graphs["template"]({"template": template, "online_template": online})["template_kv"]
         return TemplateState(template, online, kv)
 
     def search(self, search: np.ndarray, state: TemplateState) -> tuple[np.ndarray, np.ndarray]:
-        """search (B,3,S,S) -> logits (B,4,bins) rows l,t,r,b, score (B,) probabilities."""
+        """search (B, *input_shape) -> logits (B,4,bins) rows l,t,r,b, score (B,) probabilities."""
         if self.mode == "full":
             out = self.graphs["full"]({"template": state.template, "online_template": state.online, "search": search})
         else:

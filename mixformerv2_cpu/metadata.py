@@ -13,8 +13,16 @@ from .errors import ModelFileError
 from .formats import ROLES
 
 FORMAT = "mixformerv2-cpu"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: ``input_format`` (files with the reference input layout still say 1)
 BOX_SCALE_RANGE = (0.5, 2.0)  # a calibration, not a different box convention
+
+
+# What the image inputs of a graph hold (preprocess.py makes them from a BGR uint8 crop):
+# "rgb_nchw": the reference, RGB (B,3,S,S) normalised with the metadata's mean / std;
+# "bgr_nhwc_raw": the crop's own pixels, BGR (B,S,S,3) float 0..255 (the project's convolutional stems,
+# whose weights were trained on raw BGR: the normalisation and the layout change happen nowhere).
+INPUT_FORMATS = ("rgb_nchw", "bgr_nhwc_raw")
+REFERENCE_INPUT = INPUT_FORMATS[0]
 
 
 def box_scale_problem(value: float) -> str | None:
@@ -34,6 +42,11 @@ class ModelMetadata:
     --box-scale``): the boxes the tracker *reports* have their width and height multiplied by it about
     the centre (the tracker itself keeps following the network's boxes). 1.0 (the reference
     behaviour) when absent, as in every export of the official weights.
+
+    ``input_format``: the layout of the image inputs (``INPUT_FORMATS``); ``mean`` / ``std`` apply to
+    "rgb_nchw" (the reference, and the meaning when absent). A file with another format says
+    ``format_version`` 2, so a runtime that predates the key refuses it instead of feeding it the
+    reference layout.
     """
 
     role: str
@@ -49,13 +62,21 @@ class ModelMetadata:
     std: tuple[float, float, float]
     precision: str = "fp32"
     box_scale: float = 1.0
+    input_format: str = REFERENCE_INPUT
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
     def to_strings(self) -> dict[str, str]:
+        """The metadata as strings; a file with the reference input format says format_version 1 and has
+        no ``input_format`` key (readable by every runtime, as before the key existed)."""
         out = {}
         for k, v in asdict(self).items():
             out[k] = json.dumps(list(v)) if isinstance(v, (tuple, list)) else str(v)
+        if self.input_format == REFERENCE_INPUT:
+            del out["input_format"]
+            out["format_version"] = "1"
+        else:
+            out["format_version"] = "2"
         return out
 
     @classmethod
@@ -97,4 +118,6 @@ class ModelMetadata:
             raise ModelFileError(f"{source}: metadata {problem}")
         if meta.role not in ROLES:
             raise ModelFileError(f"{source}: metadata role {meta.role!r} is not one of {ROLES}")
+        if meta.input_format not in INPUT_FORMATS:
+            raise ModelFileError(f"{source}: metadata input_format {meta.input_format!r} is not one of {INPUT_FORMATS}")
         return meta

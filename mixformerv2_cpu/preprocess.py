@@ -1,4 +1,10 @@
-"""Patch -> network input. The only place where colour order and normalisation happen."""
+"""Patch -> network input. The only place where colour order, layout and normalisation happen.
+
+Two input formats (``metadata.INPUT_FORMATS``): "rgb_nchw", the reference (RGB, (1,3,S,S), normalised
+with the model's mean / std: :func:`normalize_patch`), and "bgr_nhwc_raw", the crop's own BGR pixels as
+float (1,S,S,3) (:func:`raw_patch`), for the project's convolutional stems whose weights were trained on
+raw BGR. :func:`network_input` picks by the model's metadata.
+"""
 from __future__ import annotations
 
 import threading
@@ -51,3 +57,35 @@ def normalize_patch(patch_bgr: np.ndarray, mean: Sequence[float], std: Sequence[
     for c, (scale, offset) in enumerate(_affine(tuple(map(float, mean)), tuple(map(float, std)))):
         cv2.addWeighted(bgr[2 - c], scale, bgr[2 - c], 0.0, -offset, dst=out[c], dtype=cv2.CV_32F)
     return out[None]
+
+
+def raw_patch(patch_bgr: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """BGR uint8 patch (S,S,3) -> float32 (1,S,S,3), the same pixel values and channel order (one
+    conversion pass; no normalisation, no layout change). ``out``: an optional C-contiguous float32
+    (S,S,3) array to write into; then ``out[None]`` is returned."""
+    shape = patch_bgr.shape[:2] + (3,)
+    if out is None:
+        out = np.empty(shape, np.float32)
+    elif out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}, "
+                         f"got {out.dtype} {out.shape} (contiguous: {out.flags.c_contiguous})")
+    np.copyto(out, patch_bgr, casting="unsafe")
+    return out[None]
+
+
+def input_shape(input_format: str, size: int) -> tuple[int, int, int]:
+    """Shape of one image input (without the batch axis) of a graph taking ``input_format`` crops of
+    ``size`` px: (3, size, size) for "rgb_nchw", (size, size, 3) for "bgr_nhwc_raw"."""
+    if input_format == "rgb_nchw":
+        return (3, size, size)
+    if input_format == "bgr_nhwc_raw":
+        return (size, size, 3)
+    raise ValueError(f"unknown input format {input_format!r}; expected 'rgb_nchw' or 'bgr_nhwc_raw'")
+
+
+def network_input(patch_bgr: np.ndarray, meta, out: np.ndarray | None = None) -> np.ndarray:
+    """BGR uint8 patch (S,S,3) -> the model's image input (1, *input_shape), as ``meta`` (the model's
+    :class:`~.metadata.ModelMetadata`) says: :func:`raw_patch` or :func:`normalize_patch`."""
+    if meta.input_format == "bgr_nhwc_raw":
+        return raw_patch(patch_bgr, out)
+    return normalize_patch(patch_bgr, meta.mean, meta.std, out)

@@ -26,7 +26,7 @@ from .engine import Engine, TemplateState
 from .errors import InvalidBoxError, InvalidFrameError, NotInitializedError
 from .frames import as_bgr
 from .geometry import clip_box, map_back, sample_target, scale_box
-from .preprocess import normalize_patch
+from .preprocess import input_shape, network_input
 from .presets import Preset, load_preset
 from .recovery import Candidate, CropSpec, RecoverySettings, RecoveryState, plan_crops
 from .template import OnlineTemplatePolicy
@@ -98,7 +98,7 @@ class MultiTracker:
     def _template_tensor(self, frame: np.ndarray, box: Sequence[float]) -> np.ndarray:
         m = self.engine.meta
         crop = self._crop(frame, box, self.preset.template_factor, m.template_size)
-        return normalize_patch(crop.patch, m.mean, m.std)
+        return network_input(crop.patch, m)
 
     def _frame(self, frame: object) -> np.ndarray:
         if self._session is None:
@@ -147,7 +147,7 @@ class MultiTracker:
         crops = [self._crop(frame, c.box, c.factor, m.search_size) for c in specs]
         batch = self._search_batch(len(crops))
         for k, c in enumerate(crops):
-            normalize_patch(c.patch, m.mean, m.std, out=batch[k])
+            network_input(c.patch, m, out=batch[k])
         logits, scores = self.engine.search(batch, self._batch_templates(spans))
         pred, probs = decode_boxes(logits)
         preds = [self._prediction(c, crop, pred[k], probs[k], float(scores[k]))
@@ -214,10 +214,11 @@ class MultiTracker:
         return TemplateState(st.template[owner], st.online[owner], None if st.kv is None else st.kv[owner])
 
     def _search_batch(self, n: int) -> np.ndarray:
-        """The (n,3,S,S) float32 input buffer of the search step, allocated once per target count."""
+        """The (n, *input_shape) float32 input buffer of the search step ((n,3,S,S) or (n,S,S,3), as the
+        model's input format says), allocated once per target count."""
         if self._batch is None or len(self._batch) != n:
-            size = self.engine.meta.search_size
-            self._batch = np.empty((n, 3, size, size), np.float32)
+            m = self.engine.meta
+            self._batch = np.empty((n, *input_shape(m.input_format, m.search_size)), np.float32)
         return self._batch
 
     def _refresh_templates(self, idx: list[int]) -> None:

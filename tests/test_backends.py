@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from mixformerv2_cpu.backends import load_graph
+from mixformerv2_cpu.preprocess import input_shape
 from mixformerv2_cpu.registry import resolve_model
 
 BACKENDS = ["onnxruntime", "openvino"]
@@ -16,9 +17,9 @@ def _search_inputs(backend):
     search = load_graph(backend, manifest.graph_path("fp32", ("onnx",), "search"), threads=1)
     m = search.metadata
     rng = np.random.default_rng(0)
-    t = rng.standard_normal((1, 3, m.template_size, m.template_size)).astype(np.float32)
+    t = rng.standard_normal((1, *input_shape(m.input_format, m.template_size))).astype(np.float32)
     kv = tmpl({"template": t, "online_template": t})["template_kv"]
-    x = rng.standard_normal((2, 1, 3, m.search_size, m.search_size)).astype(np.float32)
+    x = rng.standard_normal((2, 1, *input_shape(m.input_format, m.search_size))).astype(np.float32)
     return search, kv, x
 
 

@@ -196,7 +196,7 @@ class FakeEngine:
 
     def __init__(self, *args, **kwargs):
         self.meta = SimpleNamespace(search_size=64, template_size=32, bins=16, mean=[0.5] * 3, std=[0.25] * 3,
-                                    box_scale=1.0)
+                                    box_scale=1.0, input_format="rgb_nchw")
         self.variant = "other"
         self.template_calls = 0
         self.batches = []

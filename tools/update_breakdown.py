@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     loop.prepare()  # init on frame 0 (untimed, before the timers go in), frame 1 into the buffer
     multi = tr._multi
     spent: dict[str, list[float]] = collections.defaultdict(list)
-    for owner, name, label in [(multi, "_crop", "crop"), (tracker_module, "normalize_patch", "normalisation"),
+    for owner, name, label in [(multi, "_crop", "crop"), (tracker_module, "network_input", "normalisation"),
                                (multi.engine, "search", "network (search step)"),
                                (tracker_module, "decode_boxes", "decoding"), (multi, "_prediction", "box mapping"),
                                (multi, "_template_tensor", "online-template candidate crop"),

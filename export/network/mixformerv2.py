@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from .config import ModelConfig
 from .heads import BoxHead, ScoreHead
-from .stem import MobileNetStem
+from .stem import RAW_INPUT, MobileNetStem
 from .vit import Block, PatchEmbed
 
 
@@ -56,6 +56,21 @@ class MixFormerV2(nn.Module):
         self.backbone = Backbone(cfg)
         self.box_head = BoxHead(cfg.embed_dim, cfg.bins)
         self.score_head = ScoreHead(cfg.embed_dim)
+
+    @property
+    def input_format(self) -> str:
+        """What the image inputs hold (``metadata.INPUT_FORMATS``): "rgb_nchw" (normalised RGB, the
+        reference and training layout) unless :meth:`take_raw_input` switched a convolutional stem."""
+        return getattr(self.backbone.patch_embed, "input_format", "rgb_nchw")
+
+    def take_raw_input(self) -> bool:
+        """Switch a convolutional stem to raw BGR (B,H,W,3) inputs (what the exporter writes for the
+        project's own models); True if switched, False for the reference patch embedding."""
+        stem = self.backbone.patch_embed
+        if isinstance(stem, MobileNetStem):
+            stem.input_format = RAW_INPUT
+            return True
+        return False
 
     def _heads(self, pred_tokens: Tensor) -> tuple[Tensor, Tensor]:
         return self.box_head(pred_tokens), self.score_head(pred_tokens)

@@ -14,6 +14,12 @@ MixFormerV2 runtime feeds ImageNet-normalised RGB crops. The stem therefore firs
 normalisation and flips the channels (a fixed per-channel affine map, not a parameter, not in the
 state_dict); without it the stored BatchNorm statistics do not match the activations at all (mean
 squared z-score of the first BatchNorm's input ~68 instead of ~0.4 on natural images).
+
+Exported graphs skip that round trip (``input_format`` "bgr_nhwc_raw", set by the exporter): they take
+the crop's own BGR pixels as float (B,H,W,3), which is exactly what the weights were trained on, so
+the runtime neither normalises nor transposes, and the graph has no flip, affine map or layout change
+before the first convolution (measured on a 2-core EPYC: the default model's search step 2-3 %
+faster, the preprocessing 8 instead of 17-24 us per crop).
 """
 from __future__ import annotations
 
@@ -74,8 +80,14 @@ class InvertedResidual(nn.Module):
         return x + self.conv(x) if self.identity else self.conv(x)
 
 
+RAW_INPUT = "bgr_nhwc_raw"  # metadata.INPUT_FORMATS
+
+
 class MobileNetStem(nn.Module):
-    """(B,3,H,W) -> (B, H/16 * W/16, embed_dim) tokens, row-major (same contract as PatchEmbed)."""
+    """(B,3,H,W) normalised RGB -> (B, H/16 * W/16, embed_dim) tokens, row-major (same contract as
+    PatchEmbed); with ``input_format`` "bgr_nhwc_raw", (B,H,W,3) raw BGR 0..255 instead."""
+
+    input_format = "rgb_nchw"  # per instance: the exporter sets RAW_INPUT on its copy of the model
 
     def __init__(self, embed_dim: int, name: str = "mnv3s") -> None:
         super().__init__()
@@ -102,5 +114,8 @@ class MobileNetStem(nn.Module):
         return self
 
     def forward(self, x: Tensor) -> Tensor:
-        x = x.flip(1) * self.in_scale + self.in_shift  # normalised RGB -> BGR 0..255
+        if self.input_format == RAW_INPUT:
+            x = x.permute(0, 3, 1, 2)  # (B,H,W,3) -> (B,3,H,W), BGR 0..255 as it comes
+        else:
+            x = x.flip(1) * self.in_scale + self.in_shift  # normalised RGB -> BGR 0..255
         return self.proj(self.features(x)).flatten(2).transpose(1, 2)
