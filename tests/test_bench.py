@@ -386,3 +386,33 @@ def test_rounds_must_be_positive(tiny_source, tiny_model, tmp_path, capsys):
     assert fps.main(["--source", str(tiny_source), "--model", str(tiny_model), "--rounds", "0",
                      "--out", str(tmp_path)]) == 2
     assert "--rounds must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_ab_update_alternates_blocks_and_flips_the_order():
+    """tools/ab_update.lockstep: both trackers see every frame in order, in alternating blocks whose first
+    tracker changes every block and every rep; every update is timed."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from ab_update import lockstep
+
+    calls = []
+
+    class Fake:
+        def __init__(self, name):
+            self.name = name
+
+        def init(self, frame, box):
+            calls.append((self.name, "init", int(frame[0, 0, 0])))
+
+        def update(self, frame):
+            calls.append((self.name, "update", int(frame[0, 0, 0])))
+
+    frames = [np.full((2, 2, 3), i, np.uint8) for i in range(6)]  # frame 0 + 5 updates: blocks of 2, 2, 1
+    spent = lockstep({"a": Fake("a"), "b": Fake("b")}, frames, (0, 0, 1, 1), reps=2, block=2)
+    assert len(spent["a"]) == len(spent["b"]) == 10
+    updates = [(n, f) for n, kind, f in calls if kind == "update"]
+    rep1 = [("a", 1), ("a", 2), ("b", 1), ("b", 2), ("b", 3), ("b", 4), ("a", 3), ("a", 4), ("a", 5), ("b", 5)]
+    rep2 = [("b", 1), ("b", 2), ("a", 1), ("a", 2), ("a", 3), ("a", 4), ("b", 3), ("b", 4), ("b", 5), ("a", 5)]
+    assert updates == rep1 + rep2
+    assert [c for c in calls if c[1] == "init"] == [("a", "init", 0), ("b", "init", 0)] * 2
