@@ -128,3 +128,27 @@ def isa_cap() -> str | None:
     """The instruction-set cap set for oneDNN/OpenVINO in this process (e.g. 'AVX2'), or None."""
     value = os.environ.get(ISA_ENV, "").strip()
     return value.upper() or None
+
+
+# /proc/stat "cpu" columns that count as busy: user, nice, system, (idle, iowait skipped), irq, softirq,
+# steal (a VM's neighbours running on our host CPUs)
+_BUSY_COLUMNS = (0, 1, 2, 5, 6, 7)
+
+
+def busy_from_stat(text: str, ticks_per_second: float) -> float | None:
+    """Seconds all CPUs together spent busy, from the text of /proc/stat (its first "cpu" line); None
+    when there is no such line."""
+    for line in text.splitlines():
+        parts = line.split()
+        if parts and parts[0] == "cpu":
+            values = [float(v) for v in parts[1:]]
+            return sum(values[i] for i in _BUSY_COLUMNS if i < len(values)) / ticks_per_second
+    return None
+
+
+def busy_seconds() -> float | None:
+    """Seconds all CPUs spent busy since boot (Linux /proc/stat); None where it cannot be read."""
+    try:
+        return busy_from_stat(Path("/proc/stat").read_text(), float(os.sysconf("SC_CLK_TCK")))
+    except (OSError, ValueError, AttributeError):
+        return None

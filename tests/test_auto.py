@@ -217,3 +217,42 @@ def test_int8_validity_is_per_flavour():
     assert ("openvino", "int8") in auto.candidates(m, "openvino", "int8")  # asked for by name: allowed
     none_here = _manifest(graphs, {**report, "onnx": {"valid_on": [other]}})
     assert auto.verified_precisions(none_here) == ["fp32"]
+
+
+def test_busy_seconds_reads_the_first_cpu_line():
+    from mixformerv2_cpu.cpu import busy_from_stat
+
+    stat = ("cpu  100 20 30 5000 70 8 2 40 0 0\ncpu0 50 10 15 2500 35 4 1 20 0 0\nintr 123\n")
+    # user 100 + nice 20 + system 30 + irq 8 + softirq 2 + steal 40 = 200 ticks (idle and iowait not busy)
+    assert busy_from_stat(stat, 100.0) == 2.0
+    assert busy_from_stat("intr 1\n", 100.0) is None
+
+
+def test_a_trial_while_others_keep_the_cpus_busy_is_measured_again(export_small, tmp_path, monkeypatch):
+    """Other processes' load slows the backends unequally: a choice made while they used more than
+    BUSY_SHARE of the CPUs is measured again on the next load (best time per option over the trials)."""
+    monkeypatch.setenv(auto.ENV_CACHE, str(tmp_path))
+    runs = iter([({"openvino": 5.0, "onnxruntime": 3.9}, 0.6), ({"openvino": 2.6, "onnxruntime": 3.0}, 0.02)])
+    trials = []
+
+    def fake_trial(self, opts):
+        return {o: current[o[0]] for o in opts}
+
+    def measured(call):
+        nonlocal current
+        current, share = next(runs)
+        trials.append(share)
+        return call(), share
+
+    current = {}
+    monkeypatch.setattr(auto, "others_share_during", measured)
+    monkeypatch.setattr("mixformerv2_cpu.engine.Engine._trial", fake_trial)
+    kw = dict(precision="fp32", threads=1)
+    first = Tracker(export_small, **kw)
+    assert first.engine.backend == "onnxruntime"
+    assert "other processes used 60 % of the CPUs during it: measured again on the next load" in first.engine.description
+    second = Tracker(export_small, **kw)
+    assert second.engine.backend == "openvino" and "best of 2 trials" in second.engine.description
+    assert "other processes" not in second.engine.description
+    third = Tracker(export_small, **kw)  # a quiet trial settles it
+    assert len(trials) == 2 and third.engine.backend == "openvino" and "(cached)" in third.engine.description
