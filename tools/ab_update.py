@@ -5,9 +5,14 @@ measure the drift as much as the models. Here both trackers track the same sourc
 blocks of ``--block`` frames alternate between them (the order flips every block), each frame copied
 into one reused buffer before its update as a decoder writes it, and the whole pass is repeated
 ``--reps`` times from a fresh init. Prints per model the median and mean ms of ``update()`` and the
-ratios A/B (under 1: A is faster).
+ratios A/B (under 1: A is faster). ``NAME=MODEL@BACKEND/PRECISION`` gives one model its own backend and
+precision (else ``--backend`` / ``--precision``). Across backends the comparison is biased: ONNX Runtime's
+threads keep spinning after its calls, so an OpenVINO block that follows an ONNX Runtime block starts on
+busy cores (measured: the default model's int8 graphs on ONNX Runtime 0.92-0.96x OpenVINO fp32 here,
+while the automatic choice's interleaved trial, which runs other work between calls, has them level).
 
     python tools/ab_update.py --source ../shared/data/sequences/boat1 --model raw=default --model rgb=<old export> --backend openvino
+    python tools/ab_update.py --source ../shared/data/sequences/boat1 --model fp32=default@openvino/fp32 --model int8=<export with --int8>@onnxruntime/int8
 """
 from __future__ import annotations
 
@@ -47,8 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--source", type=Path, required=True, help="sequence folder, image folder or video (as for mixformerv2-bench)")
     p.add_argument("--box", help="init box x,y,w,h (default: first groundtruth line / video sidecar JSON)")
-    p.add_argument("--model", action="append", required=True, metavar="NAME=MODEL",
-                   help="two of them: a label and a registered name or export folder")
+    p.add_argument("--model", action="append", required=True, metavar="NAME=MODEL[@BACKEND[/PRECISION]]",
+                   help="two of them: a label and a registered name or export folder, optionally with its own "
+                        "backend and precision")
     p.add_argument("--backend", default="openvino")
     p.add_argument("--precision", default="fp32")
     p.add_argument("--threads", type=int, default=2)
@@ -64,7 +70,12 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"ab_update: {exc}")
     if len(src.frames) < 2:
         sys.exit(f"ab_update: need at least 2 frames in {a.source}, found {len(src.frames)}")
-    trackers = {name: Tracker(model, backend=a.backend, precision=a.precision, threads=a.threads) for name, model in pairs}
+    trackers = {}
+    for name, spec in pairs:
+        model, _, engine = spec.partition("@")
+        backend, _, precision = engine.partition("/")
+        trackers[name] = Tracker(model, backend=backend or a.backend, precision=precision or a.precision,
+                                 threads=a.threads)
     for name, trk in trackers.items():
         print(f"{name}: {trk.engine.description}")
     spent = lockstep(trackers, list(src.frames), src.box, a.reps, a.block)
