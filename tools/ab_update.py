@@ -1,4 +1,4 @@
-"""A/B speed of ``Tracker.update()`` for two models (or two files of one model) in one process, in lockstep.
+"""A/B speed of ``update()`` for two trackers (models, files of one model, or a peer) in one process, in lockstep.
 
 On a VM whose speed drifts by up to 2x within a minute, two bench rows timed one after the other
 measure the drift as much as the models. Here both trackers track the same source at the same time:
@@ -13,6 +13,10 @@ while the automatic choice's interleaved trial, which runs other work between ca
 
     python tools/ab_update.py --source ../shared/data/sequences/boat1 --model raw=default --model rgb=<old export> --backend openvino
     python tools/ab_update.py --source ../shared/data/sequences/boat1 --model fp32=default@openvino/fp32 --model int8=<export with --int8>@onnxruntime/int8
+    python tools/ab_update.py --source ../shared/data/sequences/boat1 --model ours=default --model nanotrack=nanotrack
+
+A MODEL that names a peer of ``mixformerv2-bench`` (``nanotrack``, ``vittrack``, ...: ``benchmarks.peers``)
+runs that tracker instead (its own runtime; it sets OpenCV's thread count to ``--threads`` for the process).
 """
 from __future__ import annotations
 
@@ -24,11 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
+from mixformerv2_benchmarks.peers import PeerUnavailable, default_peers_dir, make_tracker
 from mixformerv2_benchmarks.runner import BenchError, load_source
-from mixformerv2_cpu import Tracker
 
 
-def lockstep(trackers: dict[str, Tracker], frames: list[np.ndarray], box, reps: int, block: int) -> dict[str, list[float]]:
+def lockstep(trackers: dict, frames: list[np.ndarray], box, reps: int, block: int) -> dict[str, list[float]]:
     """Seconds of every ``update()`` per tracker; blocks of ``block`` frames alternate between the trackers,
     the first tracker of a block changing every block and every rep."""
     names = list(trackers)
@@ -58,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backend", default="openvino")
     p.add_argument("--precision", default="fp32")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--peers-dir", type=Path, default=None,
+                   help="peer model folder (default: $MIXFORMERV2_PEERS_DIR, else ../shared/data/peers if present)")
     p.add_argument("--reps", type=int, default=4)
     p.add_argument("--block", type=int, default=10)
     a = p.parse_args(argv)
@@ -74,10 +80,15 @@ def main(argv: list[str] | None = None) -> int:
     for name, spec in pairs:
         model, _, engine = spec.partition("@")
         backend, _, precision = engine.partition("/")
-        trackers[name] = Tracker(model, backend=backend or a.backend, precision=precision or a.precision,
-                                 threads=a.threads)
+        try:
+            trackers[name] = make_tracker(model, threads=a.threads, backend=backend or a.backend,
+                                          precision=precision or a.precision,
+                                          peers_dir=a.peers_dir or default_peers_dir())
+        except PeerUnavailable as exc:
+            sys.exit(f"ab_update: {exc}")
     for name, trk in trackers.items():
-        print(f"{name}: {trk.engine.description}")
+        engine = getattr(trk, "engine", None)
+        print(f"{name}: {engine.description if engine is not None else type(trk).__name__ + ' (peer)'}")
     spent = lockstep(trackers, list(src.frames), src.box, a.reps, a.block)
     stats = {n: (statistics.median(v) * 1e3, float(np.mean(v)) * 1e3, len(v)) for n, v in spent.items()}
     for n, (med, mean, count) in stats.items():
