@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from mixformerv2_cpu.metadata import ModelMetadata
+from mixformerv2_cpu.metadata import REFERENCE_INPUT, ModelMetadata
 
 from .network import INPUT_MEAN, INPUT_STD, MixFormerV2, decode_ltrb
 
@@ -60,7 +60,7 @@ def example_inputs(model: MixFormerV2, role: str, batch: int = 1, seed: int = 0)
     verification): normalised values (standard normal) for "rgb_nchw", pixel values 0..255 for raw input."""
     cfg = model.cfg
     g = torch.Generator().manual_seed(seed)
-    raw = model.input_format != "rgb_nchw"
+    raw = model.input_format != REFERENCE_INPUT
 
     def image(size: int) -> Tensor:
         if raw:

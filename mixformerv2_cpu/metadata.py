@@ -22,7 +22,7 @@ BOX_SCALE_RANGE = (0.5, 2.0)  # a calibration, not a different box convention
 # "bgr_nhwc_raw": the crop's own pixels, BGR (B,S,S,3) float 0..255 (the project's convolutional stems,
 # whose weights were trained on raw BGR: the normalisation and the layout change happen nowhere).
 INPUT_FORMATS = ("rgb_nchw", "bgr_nhwc_raw")
-REFERENCE_INPUT = INPUT_FORMATS[0]
+REFERENCE_INPUT, RAW_INPUT = INPUT_FORMATS
 
 
 def box_scale_problem(value: float) -> str | None:

@@ -14,9 +14,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from mixformerv2_cpu.metadata import RAW_INPUT, REFERENCE_INPUT
+
 from .config import ModelConfig
 from .heads import BoxHead, ScoreHead
-from .stem import RAW_INPUT, MobileNetStem
+from .stem import MobileNetStem
 from .vit import Block, PatchEmbed
 
 
@@ -61,7 +63,7 @@ class MixFormerV2(nn.Module):
     def input_format(self) -> str:
         """What the image inputs hold (``metadata.INPUT_FORMATS``): "rgb_nchw" (normalised RGB, the
         reference and training layout) unless :meth:`take_raw_input` switched a convolutional stem."""
-        return getattr(self.backbone.patch_embed, "input_format", "rgb_nchw")
+        return getattr(self.backbone.patch_embed, "input_format", REFERENCE_INPUT)
 
     def take_raw_input(self) -> bool:
         """Switch a convolutional stem to raw BGR (B,H,W,3) inputs (what the exporter writes for the

@@ -26,6 +26,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from mixformerv2_cpu.metadata import RAW_INPUT, REFERENCE_INPUT
+
 from .config import INPUT_MEAN, INPUT_STD
 
 # kernel, expanded channels, out channels, squeeze-excite, hard-swish, stride (features 1..8)
@@ -80,14 +82,11 @@ class InvertedResidual(nn.Module):
         return x + self.conv(x) if self.identity else self.conv(x)
 
 
-RAW_INPUT = "bgr_nhwc_raw"  # metadata.INPUT_FORMATS
-
-
 class MobileNetStem(nn.Module):
     """(B,3,H,W) normalised RGB -> (B, H/16 * W/16, embed_dim) tokens, row-major (same contract as
     PatchEmbed); with ``input_format`` "bgr_nhwc_raw", (B,H,W,3) raw BGR 0..255 instead."""
 
-    input_format = "rgb_nchw"  # per instance: the exporter sets RAW_INPUT on its copy of the model
+    input_format = REFERENCE_INPUT  # per instance: the exporter sets RAW_INPUT on its copy of the model
 
     def __init__(self, embed_dim: int, name: str = "mnv3s") -> None:
         super().__init__()
