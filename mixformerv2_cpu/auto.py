@@ -47,6 +47,7 @@ TRIAL_VERSION = 2  # part of the cache key: choices made by an older trial are m
 SETTLE_TRIALS = 3  # a choice of fewer threads than allowed is measured again on later loads, up to this many trials
 GAP_MS = 0.5  # per-frame work between two search calls in a tracking loop (crop, normalise, decode)
 BUSY_SHARE = 0.25  # a trial during which other processes used more of the CPUs than this is measured again
+MIN_BUSY_WALL_S = 0.25  # /proc/stat and os.times() count in clock ticks (10 ms): shorter windows are not read
 
 
 @dataclass(frozen=True)
@@ -196,11 +197,13 @@ def time_interleaved(calls: dict[K, Callable[[], object]]) -> dict[K, float]:
 def others_share_during(call: Callable[[], K]) -> tuple[K, float | None]:
     """``call()``'s result and the share (0..1) of all CPUs' time during it that went to other processes
     (the machine's busy time from /proc/stat minus this process's CPU time; a VM's steal time counts as
-    other); None where the machine's busy time cannot be read."""
+    other); None where the machine's busy time cannot be read or ``call()`` took less than
+    ``MIN_BUSY_WALL_S`` (both counters move in clock ticks of 10 ms: one tick of another process in a
+    1 ms window would read as the CPUs being full)."""
     wall0, own0, busy0 = time.perf_counter(), sum(os.times()[:2]), busy_seconds()
     result = call()
     wall, own, busy = time.perf_counter() - wall0, sum(os.times()[:2]) - own0, busy_seconds()
-    if busy0 is None or busy is None or wall <= 0:
+    if busy0 is None or busy is None or wall < MIN_BUSY_WALL_S:
         return result, None
     others = (busy - busy0) - own
     return result, min(1.0, max(0.0, others / (wall * (os.cpu_count() or 1))))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 import shutil
 
 import pytest
@@ -226,6 +227,14 @@ def test_busy_seconds_reads_the_first_cpu_line():
     # user 100 + nice 20 + system 30 + irq 8 + softirq 2 + steal 40 = 200 ticks (idle and iowait not busy)
     assert busy_from_stat(stat, 100.0) == 2.0
     assert busy_from_stat("intr 1\n", 100.0) is None
+
+
+def test_the_busy_share_is_not_read_from_a_window_shorter_than_the_clock_ticks():
+    """Both counters move in 10 ms ticks: one tick of another process in a 1 ms trial would read as the
+    CPUs being full (a CI run cached nothing because of it)."""
+    assert auto.others_share_during(lambda: 7) == (7, None)
+    result, share = auto.others_share_during(lambda: time.sleep(auto.MIN_BUSY_WALL_S + 0.05) or 8)
+    assert result == 8 and (share is None or 0.0 <= share <= 1.0)
 
 
 def test_a_trial_while_others_keep_the_cpus_busy_is_measured_again(export_small, tmp_path, monkeypatch):
