@@ -390,7 +390,7 @@ def test_rounds_must_be_positive(tiny_source, tiny_model, tmp_path, capsys):
 
 def test_ab_update_alternates_blocks_and_flips_the_order():
     """tools/ab_update.lockstep: both trackers see every frame in order, in alternating blocks whose first
-    tracker changes every block and every rep; every update is timed."""
+    tracker changes every block and every rep; every update after the untimed warm-up is timed."""
     import sys
     from pathlib import Path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
@@ -411,6 +411,10 @@ def test_ab_update_alternates_blocks_and_flips_the_order():
     frames = [np.full((2, 2, 3), i, np.uint8) for i in range(6)]  # frame 0 + 5 updates: blocks of 2, 2, 1
     spent = lockstep({"a": Fake("a"), "b": Fake("b")}, frames, (0, 0, 1, 1), reps=2, block=2)
     assert len(spent["a"]) == len(spent["b"]) == 10
+    warmup = [("a", "init", 0)] + [("a", "update", f) for f in range(1, 6)] + \
+             [("b", "init", 0)] + [("b", "update", f) for f in range(1, 6)]  # WARMUP_UPDATES (10) > 5 frames
+    assert calls[:len(warmup)] == warmup
+    del calls[:len(warmup)]
     updates = [(n, f) for n, kind, f in calls if kind == "update"]
     rep1 = [("a", 1), ("a", 2), ("b", 1), ("b", 2), ("b", 3), ("b", 4), ("a", 3), ("a", 4), ("a", 5), ("b", 5)]
     rep2 = [("b", 1), ("b", 2), ("a", 1), ("a", 2), ("a", 3), ("a", 4), ("b", 3), ("b", 4), ("b", 5), ("a", 5)]

@@ -32,12 +32,20 @@ from mixformerv2_benchmarks.peers import PeerUnavailable, default_peers_dir, mak
 from mixformerv2_benchmarks.runner import BenchError, load_source
 
 
+WARMUP_UPDATES = 10  # per tracker, before any timing (the first search step of an OpenVINO engine took 0.7 s)
+
+
 def lockstep(trackers: dict, frames: list[np.ndarray], box, reps: int, block: int) -> dict[str, list[float]]:
-    """Seconds of every ``update()`` per tracker; blocks of ``block`` frames alternate between the trackers,
+    """Seconds of every ``update()`` per tracker, after an untimed init and ``WARMUP_UPDATES`` updates of each; blocks of ``block`` frames alternate between the trackers,
     the first tracker of a block changing every block and every rep."""
     names = list(trackers)
     spent: dict[str, list[float]] = {n: [] for n in names}
     buf = np.empty_like(frames[0])
+    for trk in trackers.values():  # untimed: OpenVINO compiles its kernels for the real shapes on the first call
+        trk.init(frames[0], box)
+        for frame in frames[1:1 + WARMUP_UPDATES]:
+            np.copyto(buf, frame)
+            trk.update(buf)
     for rep in range(reps):
         for trk in trackers.values():
             trk.init(frames[0], box)
