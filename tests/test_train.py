@@ -276,3 +276,25 @@ def test_release_of_a_snapshot_keeps_the_run_record_and_says_what_it_holds(tmp_p
     rel = torch.load(tmp_path / "rel.pt", weights_only=True)
     assert (rel["step"], rel["total_steps"], rel["seed"]) == (2000, 3000, 17) and "aux" not in rel
     assert json.loads(rel["run"])["search_factor"] == 3.5 and train.trained_search_factor(tmp_path / "rel.pt") == 3.5
+
+
+def test_keep_blocks_prunes_and_renumbers_the_transformer_blocks(tmp_path, capsys):
+    """Depth pruning: blocks 0, 1 and 3 of a depth-4 model become blocks 0, 1, 2 of a depth-3 one, the
+    same tensors; the pruned model loads them and computes what the kept blocks compute."""
+    deep = train.MixFormerV2(dataclasses.replace(train.CONFIG, search_size=160))
+    state = deep.state_dict()
+    out = train.keep_blocks(state, [0, 1, 3])
+    assert out["backbone.blocks.2.attn.qkv.weight"] is state["backbone.blocks.3.attn.qkv.weight"]
+    assert out["backbone.blocks.1.mlp.fc1.bias"] is state["backbone.blocks.1.mlp.fc1.bias"]
+    assert not any(k.startswith("backbone.blocks.3.") for k in out)
+    assert out["backbone.pos_embed_s"] is state["backbone.pos_embed_s"]
+    shallow = train.MixFormerV2(dataclasses.replace(train.CONFIG, search_size=160, depth=3))
+    shallow.load_state_dict(out)  # strict: every key matches
+    x = torch.randn(1, 5, 192)
+    assert torch.equal(shallow.backbone.blocks[2].norm1(x), deep.backbone.blocks[3].norm1(x))
+    for bad in ([0, 4], [1, 0], []):
+        with pytest.raises(ValueError, match="increasing block indices in 0..3"):
+            train.keep_blocks(state, bad)
+    with pytest.raises(SystemExit):
+        train.main(["--out", str(tmp_path), "--steps", "10", "--keep-blocks", "0,1,3"])
+    assert "--keep-blocks needs --finetune" in capsys.readouterr().err

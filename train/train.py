@@ -149,6 +149,25 @@ def resize_search_pos_embed(state: dict, cfg: ModelConfig) -> dict:
     return {**state, key: img.permute(0, 2, 3, 1).reshape(1, grid * grid, -1)}
 
 
+def keep_blocks(state: dict, keep: list[int]) -> dict:
+    """A state dict with only the transformer blocks ``keep`` (their old indices, in order), renumbered
+    0..len(keep)-1: depth pruning for a shallower student fine-tuned from a deeper model (MixFormerV2's
+    own route from a deep teacher to its small trackers); everything else unchanged."""
+    prefix = "backbone.blocks."
+    depth = 1 + max(int(k[len(prefix):].split(".")[0]) for k in state if k.startswith(prefix))
+    if sorted(set(keep)) != list(keep) or not keep or keep[0] < 0 or keep[-1] >= depth:
+        raise ValueError(f"--keep-blocks: expected increasing block indices in 0..{depth - 1}, got {keep}")
+    out = {}
+    for k, v in state.items():
+        if k.startswith(prefix):
+            i, rest = k[len(prefix):].split(".", 1)
+            if int(i) not in keep:
+                continue
+            k = f"{prefix}{keep.index(int(i))}.{rest}"
+        out[k] = v
+    return out
+
+
 def giou_loss(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     """pred/gt (N,4) x1,y1,x2,y2 -> 1 - GIoU per box."""
     px1, py1 = torch.minimum(pred[:, 0], pred[:, 2]), torch.minimum(pred[:, 1], pred[:, 3])
@@ -385,6 +404,10 @@ def main(argv=None) -> int:
     p.add_argument("--search-size", type=int, default=CONFIG.search_size,
                    help="search crop side in px (multiple of 16); with --finetune from another size the search "
                         "position embedding is resized (bicubic) to the new token grid")
+    p.add_argument("--keep-blocks", type=lambda v: [int(x) for x in v.split(",")], metavar="I,J,...",
+                   help="with --finetune: keep only these transformer blocks of the starting model (its block "
+                        "indices), renumbered: a shallower, faster student (with --distill-boxes the unpruned "
+                        "starting model is the teacher)")
     p.add_argument("--search-factor", type=float, default=SEARCH_FACTOR,
                    help="search crop side over sqrt(w*h) of the previous box (default %(default)s, v4's; v5, the "
                         "shipped model, is trained at 3.0 with --search-size 160, the default preset's value for "
@@ -405,6 +428,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if (args.steps is None) == (args.minutes is None) and not (args.resume or args.init):
         p.error("give exactly one of --steps and --minutes")
+    if args.keep_blocks and not args.finetune:
+        p.error("--keep-blocks needs --finetune (the blocks are picked from its weights)")
     if args.distill_boxes and not args.finetune and not args.resume:
         p.error("--distill-boxes needs --finetune (the starting weights are the teacher)")
     if args.distill_score and not args.distill_boxes:
@@ -427,7 +452,8 @@ def main(argv=None) -> int:
     if args.resume and last.is_file():  # a resumed run keeps its own configuration
         cfg = ModelConfig(**torch.load(last, map_location="cpu", weights_only=True)["config"])
     else:
-        cfg = dataclasses.replace(CONFIG, search_size=args.search_size)
+        cfg = dataclasses.replace(CONFIG, search_size=args.search_size,
+                                  depth=len(args.keep_blocks) if args.keep_blocks else CONFIG.depth)
     model = MixFormerV2(cfg)
     aux = AuxHead(cfg.embed_dim)
     tapped = tap_search_tokens(model)
@@ -447,7 +473,8 @@ def main(argv=None) -> int:
     else:
         if args.finetune:
             src = torch.load(args.finetune, map_location="cpu", weights_only=True)
-            model.load_state_dict(resize_search_pos_embed(src["net"], cfg))
+            state = keep_blocks(src["net"], args.keep_blocks) if args.keep_blocks else src["net"]
+            model.load_state_dict(resize_search_pos_embed(state, cfg))
             if "aux" in src:
                 aux.load_state_dict(src["aux"])
             else:  # a release of a snapshot: the training-only heatmap head was not kept
@@ -463,7 +490,7 @@ def main(argv=None) -> int:
                   "data_sources": DATA_SOURCES, "real_share": args.real_share,
                   "real_negatives": args.real_negatives, "real_labels": args.real_labels,
                   "score_teacher": args.score_teacher, "search_factor": args.search_factor,
-                  "distill_boxes": args.distill_boxes,
+                  "distill_boxes": args.distill_boxes, "keep_blocks": args.keep_blocks,
                   "distill_score": args.distill_score,
                   "gray_rate": GRAY_RATE if args.gray_rate is None else args.gray_rate, "sessions": []}
         if args.real_share > 0:
