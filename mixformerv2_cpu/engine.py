@@ -126,6 +126,13 @@ class Engine:
     def variant(self) -> str:
         return self.meta.variant
 
+    def prepare(self, batches: "set[int]") -> None:
+        """Make the per-frame graph (search, or full in full-graph mode) ready for these batch sizes,
+        so that no tracked frame pays a one-time compilation (OpenVINO; nothing to do for ONNX Runtime)."""
+        graph = self.graphs["full" if self.mode == "full" else "search"]
+        for batch in sorted(batches):
+            graph.prepare(batch)
+
     def encode_templates(self, template: np.ndarray, online: np.ndarray) -> TemplateState:
         """Encode templates (B, *input_shape) once; in full mode only keep the crops."""
         if self.mode == "full":

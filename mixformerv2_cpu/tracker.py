@@ -131,6 +131,16 @@ class MultiTracker:
         session.templates = TemplateState(stacked, stacked.copy(), None)
         self._session = session
         self._refresh_templates(list(range(len(boxes))))
+        self.engine.prepare(self._batch_sizes(len(boxes)))
+
+    def _batch_sizes(self, n: int) -> set[int]:
+        """Search batch sizes to prepare at init for ``n`` targets: all tracking, and with recovery
+        one of them lost (its full crop plan). Several targets lost at once give other sizes,
+        prepared when they first occur."""
+        sizes = {n}
+        if self.preset.recovery:
+            sizes.add(n - 1 + self.preset.max_crops_per_frame)
+        return sizes
 
     def update(self, frame: np.ndarray) -> list[tuple[bool, Box]]:
         """Track every target into ``frame``; returns [(ok, (x, y, w, h)), ...] in init order."""

@@ -200,6 +200,10 @@ class FakeEngine:
         self.variant = "other"
         self.template_calls = 0
         self.batches = []
+        self.prepared = []
+
+    def prepare(self, batches):
+        self.prepared.append(set(batches))
 
     def encode_templates(self, template, online):
         self.template_calls += 1
@@ -242,6 +246,7 @@ def test_tracker_goes_lost_keeps_box_and_template_then_reacquires(fake_tracker):
 
     t = fake_tracker(script)
     eng = t.engine
+    assert eng.prepared == [{1, 4}]  # init prepares the tracking batch and the lost one (the crop cap)
     frame = np.zeros((120, 160, 3), np.uint8)
     for _ in range(4):
         ok, box = t.update(frame)
@@ -290,6 +295,7 @@ def test_recovery_off_is_the_reference_rule(fake_tracker):
     frame = np.zeros((120, 160, 3), np.uint8)
     boxes = [t.update(frame)[1] for _ in range(6)]
     assert t.state == "lost" and set(t.engine.batches) == {1}  # a label only: one crop per frame
+    assert t.engine.prepared == [{1}]
     assert boxes[-1] != boxes[2]  # the box keeps following the prediction
     assert t.engine.template_calls > 1  # and the online template its rule
 
@@ -574,6 +580,26 @@ def test_multi_target_with_recovery_equals_separate_trackers():
             assert np.abs(np.subtract(box, box1)).max() < 1e-3 and abs(score - t.score) < 1e-4
         states.append(tuple(multi.states))
     assert ("lost", "lost") in states  # the blank frames really exercise the lost path of both
+
+
+def test_init_compiles_the_tracking_and_the_lost_batch_before_the_first_frame():
+    """OpenVINO compiles one static shape per batch size (0.2-0.7 s): init() does it for the tracking
+    batch and a lost frame's crop plan, so neither the first update nor the first lost frame stalls."""
+    from conftest import SAMPLES
+
+    cap = cv2.VideoCapture(str(SAMPLES / "sample_clip.mp4"))
+    clip = [cap.read()[1] for _ in range(12)]
+    box = tuple(float(v) for v in (SAMPLES / "sample_clip_gt.txt").read_text().split()[0].split(","))
+    t = Tracker(backend="openvino", precision="fp32", threads=1)
+    t.init(clip[0], box)
+    graph = t.engine.graphs["search"]
+    crops = t.preset.max_crops_per_frame
+    assert graph.compiled_batches == {1, crops}
+    states = [t.update(f) and t.state for f in clip[1:] + [np.zeros_like(clip[0])] * 14]
+    assert states[-1] == "lost" and graph.compiled_batches == {1, crops}
+    ref = Tracker(backend="openvino", precision="fp32", threads=1, preset="lasot")  # recovery off: one size
+    ref.init(clip[0], box)
+    assert ref.engine.graphs["search"].compiled_batches == {1}
 
 
 def test_tracker_spec_with_its_own_preset():

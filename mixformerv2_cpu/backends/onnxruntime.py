@@ -39,6 +39,9 @@ class OrtGraph:
         self.input_names = tuple(i.name for i in self.session.get_inputs())
         self.output_names = tuple(o.name for o in self.session.get_outputs())
 
+    def prepare(self, batch: int) -> None:
+        """Nothing to do: one session serves every batch size."""
+
     def __call__(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         check_feeds(self, feeds)
         outs = self.session.run(None, {n: feeds[n] for n in self.input_names})

@@ -4,7 +4,7 @@ Reads OpenVINO IR (``.xml`` + ``.bin``, metadata in ``rt_info['mixformerv2']``) 
 (metadata_props, which OpenVINO exposes under ``rt_info['framework']``), so an export needs only
 one copy of its fp32 weights. f32 is set explicitly because on CPUs with AMX/AVX512-BF16 OpenVINO would otherwise run in
 bf16 and the boxes would no longer match the reference. A static batch is compiled per batch
-size on first use (dynamic shapes are slower on the CPU plugin).
+size on first use or by :meth:`OpenVinoGraph.prepare` (dynamic shapes are slower on the CPU plugin).
 
 Inputs are bound to the request as tensors that share the caller's memory and stay bound while the
 caller passes the same array again (the tracker's batch buffer and cached keys/values): a call is
@@ -85,6 +85,15 @@ class OpenVinoGraph:
             compiled = _core().compile_model(model, "CPU", self.config)
             req = self._requests[batch] = compiled.create_infer_request()
         return req
+
+    def prepare(self, batch: int) -> None:
+        """Compile the static shape of ``batch`` now (the tracker does it in ``init``)."""
+        self._request(int(batch))
+
+    @property
+    def compiled_batches(self) -> set[int]:
+        """The batch sizes compiled so far."""
+        return set(self._requests)
 
     def _bind(self, req: ov.InferRequest, batch: int, name: str, array: np.ndarray) -> None:
         """Point input ``name`` at ``array`` (shared memory) unless it already is. Only a C-contiguous
