@@ -298,3 +298,34 @@ def test_keep_blocks_prunes_and_renumbers_the_transformer_blocks(tmp_path, capsy
     with pytest.raises(SystemExit):
         train.main(["--out", str(tmp_path), "--steps", "10", "--keep-blocks", "0,1,3"])
     assert "--keep-blocks needs --finetune" in capsys.readouterr().err
+
+
+def test_prune_mlp_keeps_the_most_important_hidden_units(tmp_path, capsys):
+    """Width pruning: every MLP keeps the H units with the largest |fc1 row| * |fc2 column|, in order,
+    with their biases; a model of that width loads the result, and where the dropped units carried
+    nothing (zero weights) it computes exactly what the wide model computes."""
+    wide = train.MixFormerV2(dataclasses.replace(train.CONFIG, search_size=160))
+    state = {k: v.clone() for k, v in wide.state_dict().items()}
+    fc1, fc2 = "backbone.blocks.1.mlp.fc1.", "backbone.blocks.1.mlp.fc2.weight"
+    hidden = state[fc1 + "weight"].shape[0]
+    dead = torch.arange(hidden) % 2 == 1  # every odd unit carries nothing
+    for k in [k for k in state if k.endswith("mlp.fc1.weight")]:
+        state[k][dead] = 0.0
+    wide.load_state_dict(state)
+    out = train.prune_mlp(state, hidden // 2)
+    torch.testing.assert_close(out[fc1 + "weight"], state[fc1 + "weight"][~dead])
+    torch.testing.assert_close(out[fc1 + "bias"], state[fc1 + "bias"][~dead])
+    torch.testing.assert_close(out[fc2], state[fc2][:, ~dead])
+    assert out["backbone.blocks.1.mlp.fc2.bias"] is state["backbone.blocks.1.mlp.fc2.bias"]
+    narrow = train.MixFormerV2(dataclasses.replace(train.CONFIG, search_size=160,
+                                                   mlp_ratio=hidden // 2 / train.CONFIG.embed_dim))
+    narrow.load_state_dict(out)  # strict: every key and shape matches
+    x = torch.randn(1, 7, train.CONFIG.embed_dim)
+    dead_bias = torch.nn.functional.gelu(state[fc1 + "bias"][dead]) @ state[fc2][:, dead].T  # gelu(b) of a dead unit
+    torch.testing.assert_close(narrow.backbone.blocks[1].mlp(x) + dead_bias, wide.backbone.blocks[1].mlp(x))
+    for bad in (0, hidden + 1):
+        with pytest.raises(ValueError, match=f"expected 1..{hidden}"):
+            train.prune_mlp(state, bad)
+    with pytest.raises(SystemExit):
+        train.main(["--out", str(tmp_path), "--steps", "10", "--mlp-hidden", "192"])
+    assert "--mlp-hidden needs --finetune" in capsys.readouterr().err

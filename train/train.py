@@ -168,6 +168,25 @@ def keep_blocks(state: dict, keep: list[int]) -> dict:
     return out
 
 
+def prune_mlp(state: dict, hidden: int) -> dict:
+    """A state dict whose transformer MLPs keep only their ``hidden`` most important hidden units:
+    width pruning for a faster student (MixFormerV2-S runs MLPs of the embedding width). A unit's
+    importance is the norm of its fc1 row times the norm of its fc2 column (what it can carry from the
+    input to the output); the kept units stay in their order, with their biases; everything else is
+    unchanged. ValueError if ``hidden`` is not between 1 and the current width."""
+    prefix = "backbone.blocks."
+    out = dict(state)
+    for key in [k for k in state if k.startswith(prefix) and k.endswith(".mlp.fc1.weight")]:
+        block = key[: -len("fc1.weight")]
+        w1, b1, w2 = state[key], state[block + "fc1.bias"], state[block + "fc2.weight"]
+        if not 1 <= hidden <= w1.shape[0]:
+            raise ValueError(f"--mlp-hidden: expected 1..{w1.shape[0]} (the starting model's MLP width), got {hidden}")
+        importance = w1.norm(dim=1) * w2.norm(dim=0)
+        keep = torch.sort(torch.topk(importance, hidden).indices).values
+        out[key], out[block + "fc1.bias"], out[block + "fc2.weight"] = w1[keep], b1[keep], w2[:, keep]
+    return out
+
+
 def giou_loss(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     """pred/gt (N,4) x1,y1,x2,y2 -> 1 - GIoU per box."""
     px1, py1 = torch.minimum(pred[:, 0], pred[:, 2]), torch.minimum(pred[:, 1], pred[:, 3])
@@ -408,6 +427,10 @@ def main(argv=None) -> int:
                    help="with --finetune: keep only these transformer blocks of the starting model (its block "
                         "indices), renumbered: a shallower, faster student (with --distill-boxes the unpruned "
                         "starting model is the teacher)")
+    p.add_argument("--mlp-hidden", type=int, metavar="H",
+                   help="with --finetune: keep only the H most important hidden units of every MLP of the starting "
+                        f"model (width pruning: {CONFIG.mlp_hidden} in the default model; H / {CONFIG.embed_dim} must be "
+                        "exact as a ratio, e.g. 192 or 288); with --distill-boxes the unpruned model is the teacher")
     p.add_argument("--search-factor", type=float, default=SEARCH_FACTOR,
                    help="search crop side over sqrt(w*h) of the previous box (default %(default)s, v4's; v5, the "
                         "shipped model, is trained at 3.0 with --search-size 160, the default preset's value for "
@@ -430,6 +453,10 @@ def main(argv=None) -> int:
         p.error("give exactly one of --steps and --minutes")
     if args.keep_blocks and not args.finetune:
         p.error("--keep-blocks needs --finetune (the blocks are picked from its weights)")
+    if args.mlp_hidden is not None and not args.finetune:
+        p.error("--mlp-hidden needs --finetune (the units are picked from its weights)")
+    if args.mlp_hidden is not None and int(CONFIG.embed_dim * (args.mlp_hidden / CONFIG.embed_dim)) != args.mlp_hidden:
+        p.error(f"--mlp-hidden {args.mlp_hidden}: not representable as a width ratio of {CONFIG.embed_dim}")
     if args.distill_boxes and not args.finetune and not args.resume:
         p.error("--distill-boxes needs --finetune (the starting weights are the teacher)")
     if args.distill_score and not args.distill_boxes:
@@ -453,7 +480,8 @@ def main(argv=None) -> int:
         cfg = ModelConfig(**torch.load(last, map_location="cpu", weights_only=True)["config"])
     else:
         cfg = dataclasses.replace(CONFIG, search_size=args.search_size,
-                                  depth=len(args.keep_blocks) if args.keep_blocks else CONFIG.depth)
+                                  depth=len(args.keep_blocks) if args.keep_blocks else CONFIG.depth,
+                                  mlp_ratio=(args.mlp_hidden / CONFIG.embed_dim) if args.mlp_hidden else CONFIG.mlp_ratio)
     model = MixFormerV2(cfg)
     aux = AuxHead(cfg.embed_dim)
     tapped = tap_search_tokens(model)
@@ -474,6 +502,8 @@ def main(argv=None) -> int:
         if args.finetune:
             src = torch.load(args.finetune, map_location="cpu", weights_only=True)
             state = keep_blocks(src["net"], args.keep_blocks) if args.keep_blocks else src["net"]
+            if args.mlp_hidden is not None:
+                state = prune_mlp(state, args.mlp_hidden)
             model.load_state_dict(resize_search_pos_embed(state, cfg))
             if "aux" in src:
                 aux.load_state_dict(src["aux"])
@@ -491,6 +521,7 @@ def main(argv=None) -> int:
                   "real_negatives": args.real_negatives, "real_labels": args.real_labels,
                   "score_teacher": args.score_teacher, "search_factor": args.search_factor,
                   "distill_boxes": args.distill_boxes, "keep_blocks": args.keep_blocks,
+                  "mlp_hidden": args.mlp_hidden,
                   "distill_score": args.distill_score,
                   "gray_rate": GRAY_RATE if args.gray_rate is None else args.gray_rate, "sessions": []}
         if args.real_share > 0:
