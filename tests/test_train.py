@@ -329,3 +329,16 @@ def test_prune_mlp_keeps_the_most_important_hidden_units(tmp_path, capsys):
     with pytest.raises(SystemExit):
         train.main(["--out", str(tmp_path), "--steps", "10", "--mlp-hidden", "192"])
     assert "--mlp-hidden needs --finetune" in capsys.readouterr().err
+
+
+def test_a_fine_tune_starts_from_the_configuration_of_its_weights():
+    """A student (depth 3, MLP 192) fine-tuned again without pruning flags keeps its shape; pruning
+    flags apply on top; a continued run keeps its own configuration; a file without one is CONFIG."""
+    student = dataclasses.asdict(dataclasses.replace(train.CONFIG, search_size=160, depth=3, mlp_ratio=1.0))
+    cfg = train.run_config(student, 160)
+    assert (cfg.depth, cfg.mlp_hidden, cfg.search_size) == (3, 192, 160)
+    cfg = train.run_config(student, 144, keep=[0, 2], mlp_hidden=96)
+    assert (cfg.depth, cfg.mlp_hidden, cfg.search_size) == (2, 96, 144)
+    assert train.run_config(student, 144, continued=True) == train.ModelConfig(**student)
+    assert train.run_config(None, 160) == dataclasses.replace(train.CONFIG, search_size=160)
+    assert train.run_config(None, 160, mlp_hidden=288).mlp_hidden == 288

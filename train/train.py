@@ -168,6 +168,18 @@ def keep_blocks(state: dict, keep: list[int]) -> dict:
     return out
 
 
+def run_config(saved: dict | None, search_size: int, keep: list[int] | None = None, mlp_hidden: int | None = None,
+               continued: bool = False) -> ModelConfig:
+    """The model configuration of a run from the ``config`` its starting weights carry (None: a new model
+    or an old file without one, :data:`CONFIG`): a continued run (``--init``) keeps it as it is; a new
+    run or fine-tune gets this run's search size and, when asked, the pruned depth / MLP width."""
+    base = ModelConfig(**saved) if saved else CONFIG
+    if continued and saved:
+        return base
+    return dataclasses.replace(base, search_size=search_size, depth=len(keep) if keep else base.depth,
+                               mlp_ratio=mlp_hidden / base.embed_dim if mlp_hidden else base.mlp_ratio)
+
+
 def prune_mlp(state: dict, hidden: int) -> dict:
     """A state dict whose transformer MLPs keep only their ``hidden`` most important hidden units:
     width pruning for a faster student (MixFormerV2-S runs MLPs of the embedding width). A unit's
@@ -478,10 +490,10 @@ def main(argv=None) -> int:
     last = args.out / "last.pth.tar"
     if args.resume and last.is_file():  # a resumed run keeps its own configuration
         cfg = ModelConfig(**torch.load(last, map_location="cpu", weights_only=True)["config"])
-    else:
-        cfg = dataclasses.replace(CONFIG, search_size=args.search_size,
-                                  depth=len(args.keep_blocks) if args.keep_blocks else CONFIG.depth,
-                                  mlp_ratio=(args.mlp_hidden / CONFIG.embed_dim) if args.mlp_hidden else CONFIG.mlp_ratio)
+    else:  # a fine-tune or a continued run starts from the configuration of its weights
+        start = args.init or args.finetune
+        saved = torch.load(start, map_location="cpu", weights_only=True).get("config") if start else None
+        cfg = run_config(saved, args.search_size, args.keep_blocks, args.mlp_hidden, continued=bool(args.init))
     model = MixFormerV2(cfg)
     aux = AuxHead(cfg.embed_dim)
     tapped = tap_search_tokens(model)
