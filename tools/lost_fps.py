@@ -2,7 +2,7 @@
 
 Tracks the first ``--warmup`` frames of a sequence, then feeds frames of another sequence (the target
 is absent there), so the tracker goes lost and stays lost; times every update whose state is "lost"
-(after ``--skip`` of them: the first lost frames compile the batched graph once). Prints median /
+(after ``--skip`` of them: the first lost frames warm up; since session 18 ``init()`` compiles the batched graph). Prints median /
 p90 / mean milliseconds, FPS (1000 / mean ms), the crops per lost frame, and the machine load.
 
     python tools/lost_fps.py --source ../shared/data/sequences/person11 --donor ../shared/data/sequences/boat1 --threads 2
