@@ -491,8 +491,8 @@ def main(argv=None) -> int:
     if args.resume and last.is_file():  # a resumed run keeps its own configuration
         cfg = ModelConfig(**torch.load(last, map_location="cpu", weights_only=True)["config"])
     else:  # a fine-tune or a continued run starts from the configuration of its weights
-        start = args.init or args.finetune
-        saved = torch.load(start, map_location="cpu", weights_only=True).get("config") if start else None
+        starts = {f: torch.load(f, map_location="cpu", weights_only=True) for f in (args.init, args.finetune) if f}
+        saved = starts[args.init or args.finetune].get("config") if starts else None
         cfg = run_config(saved, args.search_size, args.keep_blocks, args.mlp_hidden, continued=bool(args.init))
     model = MixFormerV2(cfg)
     aux = AuxHead(cfg.embed_dim)
@@ -512,7 +512,7 @@ def main(argv=None) -> int:
         print(f"resumed at step {step} of {total}", flush=True)
     else:
         if args.finetune:
-            src = torch.load(args.finetune, map_location="cpu", weights_only=True)
+            src = starts[args.finetune]
             state = keep_blocks(src["net"], args.keep_blocks) if args.keep_blocks else src["net"]
             if args.mlp_hidden is not None:
                 state = prune_mlp(state, args.mlp_hidden)
@@ -543,7 +543,7 @@ def main(argv=None) -> int:
             record["finetuned_from"] = {"weights": str(args.finetune), "step": src["step"],
                                         "run": run_record(args.finetune, src)}
         if args.init:  # a weights release: same run, same data stream, fresh optimizer moments
-            src = torch.load(args.init, map_location="cpu", weights_only=True)
+            src = starts[args.init]
             if "aux" not in src:
                 p.error(f"--init: {args.init} holds the network only (a released snapshot); start a new run "
                         "from it with --finetune")
