@@ -18,7 +18,8 @@ only a label. With it on:
   the anchor grown by ``growth_factors``, then "tile" crops covering the whole frame at the target's
   scale (crop side of the anchor, or at least ``tile_min_fraction`` of the frame's shorter side;
   centres ``tile_stride`` tile sides apart, nearest the anchor first). What does not fit in this
-  frame comes on the next ones (round robin);
+  frame comes on the next ones (round robin). Several lost targets of one tracker share one frame's
+  budget (:func:`crop_budgets`): a lost frame costs the same however many targets are lost;
 * a grown or tile crop whose score reaches ``candidate_threshold`` only nominates a candidate: on
   the next frame a crop at the target's scale is centred on it (up to ``VERIFY_PER_FRAME``
   candidates, best first). A local or verify crop scoring at least ``max(reacquire_threshold,
@@ -260,19 +261,41 @@ def candidate_cycle(anchor: Sequence[float], height: int, width: int, settings: 
     return grown + tiles  # type: ignore[arg-type]
 
 
-def plan_crops(state: RecoveryState, height: int, width: int) -> list[CropSpec]:
-    """The crops of this lost frame, at most ``max_crops``, and the cursor moved past the cycle
-    items used.
+def crop_budgets(lost: int, max_crops: int, turn: int) -> list[int]:
+    """Crops per lost target when ``lost`` targets of one tracker search in the same frame.
+
+    Together they get ``max_crops + lost - 1`` crops, the batch of a frame where one target is lost
+    (each other target has its one tracking crop), so a lost frame costs the same however many
+    targets are lost and the search batch has one size for all of them. Each lost target gets at
+    least one crop (its local crop) and at most ``max_crops``; the remainder goes one each to the
+    targets whose turn it is, ``turn`` (e.g. a frame counter) rotating them frame by frame.
+    One lost target: ``[max_crops]``, its whole plan, as for a single tracker.
+    """
+    if lost <= 0:
+        return []
+    total = max_crops + lost - 1
+    base, extra = divmod(total, lost)
+    first = turn % lost
+    return [base + (0 <= (k - first) % lost < extra) for k in range(lost)]
+
+
+def plan_crops(state: RecoveryState, height: int, width: int, budget: int | None = None) -> list[CropSpec]:
+    """The crops of this lost frame, at most ``max_crops`` (and at most ``budget`` when given, >= 1:
+    its share of the frame when several targets are lost, :func:`crop_budgets`), and the cursor
+    moved past the cycle items used.
 
     In order: the "local" crop around the anchor (every lost frame: a target that comes back where
     it vanished is found at once), a "verify" crop per pending candidate, then the next items of
     the candidate cycle from ``state.cursor``, wrapping around (an item at most once per frame).
     """
     s = state.settings
+    cap = s.max_crops if budget is None else min(s.max_crops, budget)
+    if cap < 1:
+        raise ValueError(f"a lost frame needs a budget of at least 1 crop (its local crop), got {budget}")
     plan = [CropSpec(state.anchor, s.search_factor, "local")]
-    plan += [CropSpec(b, s.search_factor, "verify") for b in state.pending][: s.max_crops - 1]
+    plan += [CropSpec(b, s.search_factor, "verify") for b in state.pending][: cap - 1]
     cycle = candidate_cycle(state.anchor, height, width, s)
-    n = min(s.max_crops - len(plan), len(cycle))
+    n = min(cap - len(plan), len(cycle))
     plan += [cycle[(state.cursor + j) % len(cycle)] for j in range(n)]
     state.cursor = (state.cursor + n) % len(cycle) if cycle else 0
     return plan

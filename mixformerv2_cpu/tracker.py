@@ -28,7 +28,7 @@ from .frames import as_bgr
 from .geometry import clip_box, map_back, sample_target, scale_box
 from .preprocess import input_shape, network_input
 from .presets import Preset, load_preset
-from .recovery import Candidate, CropSpec, RecoverySettings, RecoveryState, plan_crops
+from .recovery import Candidate, CropSpec, RecoverySettings, RecoveryState, crop_budgets, plan_crops
 from .template import OnlineTemplatePolicy
 
 MAX_CROP_SIDE_FACTOR = 4  # crop side cap = 4 * max(frame H, W): only padding lies beyond it
@@ -72,6 +72,7 @@ class _Session:
     size: tuple[int, int]  # frame (H, W) at init
     targets: list[_Target] = field(default_factory=list)
     templates: TemplateState | None = None
+    frames: int = 0  # update() calls so far (rotates the lost targets' shares of the crop budget)
 
 
 class MultiTracker:
@@ -79,7 +80,10 @@ class MultiTracker:
 
     Each target follows exactly the single-target rule (results equal N separate Trackers), lost-target
     recovery included: every target has its own state machine, and a lost target adds its crop plan
-    (up to ``max_crops_per_frame`` crops) to the frame's batch.
+    (up to ``max_crops_per_frame`` crops) to the frame's batch. Several targets lost at once share one
+    lost target's budget (``max_crops_per_frame`` + lost - 1 crops, at least one each, the remainder
+    rotating; :func:`~.recovery.crop_budgets`): a lost frame costs the same however many targets are
+    lost, and each of them searches the frame more slowly than a lone Tracker would.
     """
 
     def __init__(self, model: str | os.PathLike | None = None, backend: str = "auto",
@@ -135,8 +139,9 @@ class MultiTracker:
 
     def _batch_sizes(self, n: int) -> set[int]:
         """Search batch sizes to prepare at init for ``n`` targets: all tracking, and with recovery
-        one of them lost (its full crop plan). Several targets lost at once give other sizes,
-        prepared when they first occur."""
+        the batch of a lost frame (one target's full crop plan beside the others' tracking crops;
+        several lost targets share that budget). A shorter plan (a frame covered by few crops) runs
+        padded to the prepared size on backends with static shapes, so no frame compiles one."""
         sizes = {n}
         if self.preset.recovery:
             sizes.add(n - 1 + self.preset.max_crops_per_frame)
@@ -148,8 +153,11 @@ class MultiTracker:
         s = self._session
         m, p = self.engine.meta, self.preset
         h, w = s.size
-        plans = [plan_crops(t.recovery, h, w) if t.recovery.searching else [CropSpec(t.box, p.search_factor, "track")]
-                 for t in s.targets]
+        lost = [i for i, t in enumerate(s.targets) if t.recovery.searching]
+        budgets = dict(zip(lost, crop_budgets(len(lost), p.max_crops_per_frame, s.frames)))
+        s.frames += 1
+        plans = [plan_crops(t.recovery, h, w, budgets[i]) if i in budgets
+                 else [CropSpec(t.box, p.search_factor, "track")] for i, t in enumerate(s.targets)]
         spans, specs = [], []  # target i's crops are specs[spans[i]]
         for plan in plans:
             spans.append(range(len(specs), len(specs) + len(plan)))

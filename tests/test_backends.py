@@ -61,3 +61,28 @@ def test_the_template_encoder_does_not_spin_beside_the_search_step():
     assert engine.graphs["template"].options.get_session_config_entry(key) == "0"
     with pytest.raises(RuntimeError, match=key):  # the per-frame graph keeps ONNX Runtime's default
         engine.graphs["search"].options.get_session_config_entry(key)
+
+
+def test_openvino_runs_a_smaller_batch_padded_on_a_compiled_one():
+    """A batch size that was not compiled but is smaller than one that was runs on that one, padded,
+    with the results of its own size; compiling it would freeze the video for 0.2-0.7 s."""
+    search, kv, x = _search_inputs("openvino")
+    batch = np.concatenate([x[0], x[1], x[0]])
+    kvs = np.concatenate([kv] * 3)
+    search.prepare(5)
+    got = search({"search": batch, "template_kv": kvs})
+    assert search.compiled_batches == {5}
+    assert got["logits"].shape[0] == 3 and got["score"].shape[0] == 3
+    again = search({"search": batch[:2], "template_kv": kvs[:2]})  # another size, the same buffer size
+    assert search.compiled_batches == {5}
+    own, _, _ = _search_inputs("openvino")  # a graph that compiles batch 3 itself
+    want = own({"search": batch, "template_kv": kvs})
+    assert own.compiled_batches == {3}
+    for name in ("logits", "score"):
+        np.testing.assert_allclose(got[name], want[name], atol=1e-4)
+        np.testing.assert_allclose(again[name], want[name][:2], atol=1e-4)
+    search.prepare(2)  # once compiled, a size runs on its own request
+    np.testing.assert_allclose(search({"search": batch[:2], "template_kv": kvs[:2]})["logits"], want["logits"][:2], atol=1e-4)
+    assert search.compiled_batches == {2, 5}
+    own({"search": np.concatenate([batch] * 2), "template_kv": np.concatenate([kvs] * 2)})  # larger: compiled
+    assert own.compiled_batches == {3, 6}

@@ -15,7 +15,7 @@ from mixformerv2_cpu import tracker as tracker_module
 from mixformerv2_cpu.drawing import draw_tracking
 from mixformerv2_cpu.engine import TemplateState
 from mixformerv2_cpu.recovery import (LOST, TRACKING, VERIFY_PER_FRAME, Candidate, RecoverySettings, RecoveryState,
-                                      axis_centres, candidate_cycle, plan_crops, tile_boxes, tile_side)
+                                      axis_centres, candidate_cycle, crop_budgets, plan_crops, tile_boxes, tile_side)
 from mixformerv2_cpu.geometry import crop_side
 from mixformerv2_benchmarks import recovery as R
 from mixformerv2_benchmarks import recovery_cases as RC
@@ -186,6 +186,31 @@ def test_crop_cap_and_round_robin_over_later_frames():
     assert len(plan_crops(st, 100, 100)) == 1 + len(tile_boxes(st.anchor, 100, 100, 4.0, 0.5))
 
 
+def test_lost_targets_share_one_lost_frame_budget():
+    assert crop_budgets(0, 6, 0) == []
+    assert crop_budgets(1, 6, 3) == [6]  # alone: the whole plan, as a single tracker
+    assert crop_budgets(2, 6, 0) == [4, 3] and crop_budgets(2, 6, 1) == [3, 4]  # 7 crops, the extra one rotates
+    assert crop_budgets(3, 6, 0) == [3, 3, 2] and crop_budgets(3, 6, 2) == [3, 2, 3]
+    assert crop_budgets(7, 6, 0) == [2, 2, 2, 2, 2, 1, 1]  # 12 crops: at least the local crop each
+    for lost in range(1, 12):
+        for turn in range(lost):
+            b = crop_budgets(lost, 6, turn)
+            assert sum(b) == 6 + lost - 1 and min(b) >= 1 and max(b) <= 6
+
+
+def test_a_budget_shortens_the_plan_after_the_local_and_verify_crops():
+    st = lost_state(max_crops=6)
+    cycle = candidate_cycle(st.anchor, 360, 640, st.settings)
+    assert [c.kind for c in plan_crops(st, 360, 640, budget=1)] == ["local"] and st.cursor == 0
+    plan = plan_crops(st, 360, 640, budget=3)
+    assert [c.kind for c in plan] == ["local", "grown", "tile"] and plan[1:] == cycle[:2] and st.cursor == 2
+    st.pending = [(1.0, 1.0, 20.0, 20.0)] * VERIFY_PER_FRAME
+    assert [c.kind for c in plan_crops(st, 360, 640, budget=2)] == ["local", "verify"] and st.cursor == 2
+    assert len(plan_crops(st, 360, 640, budget=50)) == 6  # the preset's cap still holds
+    with pytest.raises(ValueError, match="at least 1 crop"):
+        plan_crops(st, 360, 640, budget=0)
+
+
 # ------------------------------------------------------------------ through the tracker (fake engine)
 class FakeEngine:
     """Stands in for Engine: 'templates' counts its calls; 'search' returns scripted scores and
@@ -231,6 +256,22 @@ def fake_tracker(monkeypatch):
         t.init(np.zeros((120, 160, 3), np.uint8), (70, 50, 20, 20))
         return t
     return make
+
+
+def test_several_lost_targets_keep_the_batch_of_one(monkeypatch):
+    """Three targets lost at once share one lost target's crop budget: every lost frame is one batch
+    of max_crops + 2 crops (the size init prepared), not 3 x max_crops."""
+    monkeypatch.setattr(tracker_module, "Engine", FakeEngine)
+    FakeEngine.script, FakeEngine.flat_from = staticmethod(lambda call, n: [0.95 if call < 4 else 0.05] * n), None
+    multi = tracker_module.MultiTracker(preset={"lost_frames": 3, "lost_ratio": 0.0, "max_crops_per_frame": 4,
+                                                "growth_factors": [], "tile_stride": 0.5})
+    frame = np.zeros((120, 160, 3), np.uint8)
+    multi.init(frame, [(10, 10, 20, 20), (70, 50, 20, 20), (120, 80, 20, 20)])
+    assert multi.engine.prepared == [{3, 6}]
+    for _ in range(12):
+        multi.update(frame)
+    assert multi.states == ["lost"] * 3
+    assert multi.engine.batches == [3] * 7 + [6] * 5  # 4 good + 3 low frames, then lost frames of 4 + 3 - 1 crops
 
 
 def test_tracker_goes_lost_keeps_box_and_template_then_reacquires(fake_tracker):
@@ -600,6 +641,16 @@ def test_init_compiles_the_tracking_and_the_lost_batch_before_the_first_frame():
     ref = Tracker(backend="openvino", precision="fp32", threads=1, preset="lasot")  # recovery off: one size
     ref.init(clip[0], box)
     assert ref.engine.graphs["search"].compiled_batches == {1}
+    # two targets lost at once share the lost batch (2 - 1 + crops), prepared at init: nothing compiles mid-video
+    from mixformerv2_cpu import MultiTracker
+
+    multi = MultiTracker(backend="openvino", precision="fp32", threads=1)
+    multi.init(clip[0], [box, (400.0, 60.0, 60.0, 50.0)])
+    graph = multi.engine.graphs["search"]
+    assert graph.compiled_batches == {2, crops + 1}
+    for f in clip[1:] + [np.zeros_like(clip[0])] * 14:
+        multi.update(f)
+    assert multi.states == ["lost", "lost"] and graph.compiled_batches == {2, crops + 1}
 
 
 def test_tracker_spec_with_its_own_preset():

@@ -4,7 +4,9 @@ Reads OpenVINO IR (``.xml`` + ``.bin``, metadata in ``rt_info['mixformerv2']``) 
 (metadata_props, which OpenVINO exposes under ``rt_info['framework']``), so an export needs only
 one copy of its fp32 weights. f32 is set explicitly because on CPUs with AMX/AVX512-BF16 OpenVINO would otherwise run in
 bf16 and the boxes would no longer match the reference. A static batch is compiled per batch
-size on first use or by :meth:`OpenVinoGraph.prepare` (dynamic shapes are slower on the CPU plugin).
+size on first use or by :meth:`OpenVinoGraph.prepare` (dynamic shapes are slower on the CPU plugin);
+a batch smaller than a compiled one runs padded to the smallest such size instead of compiling its
+own (a recompilation costs 0.2-0.7 s: a frozen video; the padding only a few more rows of work).
 
 Inputs are bound to the request as tensors that share the caller's memory and stay bound while the
 caller passes the same array again (the tracker's batch buffer and cached keys/values): a call is
@@ -67,6 +69,7 @@ class OpenVinoGraph:
         self._requests: dict[int, ov.InferRequest] = {}
         # (batch, input) -> (the caller's array kept bound there or None, the memory the request reads)
         self._bound: dict[tuple[int, str], tuple[np.ndarray | None, np.ndarray]] = {}
+        self._padded: dict[tuple[int, str], np.ndarray] = {}  # (compiled batch, input) -> padding buffer
 
     def _read(self) -> ov.Model:
         try:
@@ -107,11 +110,30 @@ class OpenVinoGraph:
         req.set_tensor(name, ov.Tensor(data, shared_memory=True))
         self._bound[(batch, name)] = (array if ready else None, data)  # data stays alive while bound
 
+    def _run_batch(self, batch: int) -> int:
+        """The compiled batch a call of ``batch`` runs on: its own, else the smallest compiled one above
+        it (padded), else ``batch`` (compiled now)."""
+        if batch in self._requests:
+            return batch
+        return min((b for b in self._requests if b > batch), default=batch)
+
+    def _pad(self, run: int, name: str, array: np.ndarray) -> np.ndarray:
+        """``array`` (batch, ...) copied into the first rows of the (run, ...) buffer of input ``name``
+        (one per compiled size, so it stays bound; the rows after ``batch`` are never read back)."""
+        buf = self._padded.get((run, name))
+        if buf is None or buf.shape[1:] != array.shape[1:]:
+            buf = self._padded[(run, name)] = np.zeros((run, *array.shape[1:]), np.float32)
+        buf[: len(array)] = array
+        return buf
+
     def __call__(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         check_feeds(self, feeds)
         batch = int(feeds[self.input_names[0]].shape[0])
-        req = self._request(batch)
+        run = self._run_batch(batch)
+        req = self._request(run)
         for n in self.input_names:
-            self._bind(req, batch, n, feeds[n])
+            self._bind(req, run, n, feeds[n] if run == batch else self._pad(run, n, feeds[n]))
         req.infer(share_outputs=True)
-        return {n: req.get_tensor(n).data.copy() for n in self.output_names}
+        if run == batch:
+            return {n: req.get_tensor(n).data.copy() for n in self.output_names}
+        return {n: req.get_tensor(n).data[:batch].copy() for n in self.output_names}
