@@ -106,6 +106,29 @@ def test_real_trial_measures_both_backends(export_small, tmp_path, monkeypatch):
     assert t.engine.choice.trial_ms[f"{t.engine.backend}/fp32/1t"] == min(t.engine.choice.trial_ms.values())
 
 
+def test_the_engine_runs_the_graphs_its_trial_loaded(export_small, tmp_path, monkeypatch):
+    """The trial loads (and OpenVINO compiles) every option's graphs; the chosen option's are kept,
+    not loaded a second time."""
+    import mixformerv2_cpu.engine as engine_module
+
+    monkeypatch.setenv(auto.ENV_CACHE, str(tmp_path))
+    loaded = []
+
+    def counting(*args, **kwargs):
+        loaded.append(real(*args, **kwargs))
+        return loaded[-1]
+
+    real = engine_module.load_graph
+    monkeypatch.setattr(engine_module, "load_graph", counting)
+    t = Tracker(export_small, threads=1)
+    assert len(t.engine.choice.trial_ms) == 2 and len(loaded) == 4  # two options x (template, search), once each
+    assert all(any(g is x for x in loaded) for g in t.engine.graphs.values())
+    assert t.engine._tried == {}  # the other option's graphs are released
+    loaded.clear()
+    again = Tracker(export_small, threads=1)  # cached choice: no trial, one load
+    assert len(loaded) == 2 and "(cached)" in again.engine.choice.reason
+
+
 def test_verify_command(export_small, tmp_path, capsys):
     assert cli.main(["verify", str(export_small)]) == 0
     out = capsys.readouterr().out
