@@ -288,3 +288,26 @@ def test_a_trial_while_others_keep_the_cpus_busy_is_measured_again(export_small,
     assert "other processes" not in second.engine.description
     third = Tracker(export_small, **kw)  # a quiet trial settles it
     assert len(trials) == 2 and third.engine.backend == "openvino" and "(cached)" in third.engine.description
+
+
+def test_the_trial_waits_until_the_last_candidates_threads_are_quiet(monkeypatch):
+    """ONNX Runtime's pool busy-waits ~40 ms after a call; the next candidate is timed only once this
+    process stops using the CPU (else it runs on one core fewer and loses the trial)."""
+    clock = {"cpu": 0.0, "busy_polls": 3}
+
+    def sleep(s):
+        if clock["busy_polls"] > 0:  # a spinning pool thread burns the whole step
+            clock["busy_polls"] -= 1
+            clock["cpu"] += s
+    monkeypatch.setattr(auto.time, "sleep", sleep)
+    monkeypatch.setattr(auto.time, "process_time", lambda: clock["cpu"])
+    assert auto.wait_for_quiet_threads() == 4  # three busy steps, then one quiet
+    assert auto.wait_for_quiet_threads() == 1  # already quiet: one step
+    clock["busy_polls"] = 10 ** 6
+    assert auto.wait_for_quiet_threads() == auto.QUIET_MAX_POLLS  # bounded
+    order = []
+    monkeypatch.setattr(auto, "wait_for_quiet_threads", lambda: order.append("wait"))
+    monkeypatch.setattr(auto, "_frame_work", lambda ms: None)
+    auto.time_interleaved({"a": lambda: order.append("a"), "b": lambda: order.append("b")})
+    first_round = order[2 * auto.WARMUP_CALLS:][: 2 * (auto.CALLS_PER_ROUND + 2)]
+    assert first_round == (["wait"] + ["a"] * (auto.CALLS_PER_ROUND + 1) + ["wait"] + ["b"] * (auto.CALLS_PER_ROUND + 1))
