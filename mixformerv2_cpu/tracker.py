@@ -78,8 +78,8 @@ class _Session:
 class MultiTracker:
     """Track N targets in one frame with one batched inference per frame.
 
-    Each target follows exactly the single-target rule (results equal N separate Trackers), lost-target
-    recovery included: every target has its own state machine, and a lost target adds its crop plan
+    Each target follows exactly the single-target rule (results equal N separate Trackers while at most
+    one target is lost): every target has its own recovery state machine, and a lost target adds its crop plan
     (up to ``max_crops_per_frame`` crops) to the frame's batch. Several targets lost at once share one
     lost target's budget (``max_crops_per_frame`` + lost - 1 crops, at least one each, the remainder
     rotating; :func:`~.recovery.crop_budgets`): a lost frame costs the same however many targets are
