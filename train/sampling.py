@@ -39,6 +39,7 @@ from scene import (FRAME_H, FRAME_W, REGION_RATE, Scene, _object, _paste, _photo
 TEMPLATE_FACTOR, SEARCH_FACTOR, LEGACY_SEARCH_FACTOR = 2.0, 3.5, 4.5
 NEGATIVE_RATE = 0.25
 GRAY_RATE = 0.12  # share of samples rendered in grayscale (all three frames), as from a mono camera
+TINY_RATE = 0.0  # extra share of synthetic samples with a 4-12 px target and a look-alike beside it (train.py --tiny-rate)
 LOOKALIKE_RATE = 0.6  # share of "elsewhere" negatives whose search crop is centred on a look-alike
 
 
@@ -46,7 +47,10 @@ def render_sample(a: Assets, rng: np.random.Generator, template_size: int, searc
     """One sample: template, online template (3,T,T), search (3,S,S) normalised RGB; target ltrb in the
     search crop normalised to 0..1 (4,); box-valid flag; score label (1 = target found in the crop)."""
     scene = Scene(a, rng)
-    size0 = math.exp(rng.uniform(math.log(5), math.log(80)))
+    # a tiny target (aerial footage) with look-alikes beside it; no draw when the rate is 0, so runs
+    # without --tiny-rate keep their data stream
+    tiny = TINY_RATE > 0 and rng.random() < TINY_RATE
+    size0 = math.exp(rng.uniform(math.log(4), math.log(12))) if tiny else math.exp(rng.uniform(math.log(5), math.log(80)))
     # aspect w/h: wide spread (people ~0.4, cars ~2) in 70 % of the samples
     aspect0 = math.exp(rng.uniform(math.log(1 / 3), math.log(3))) if rng.random() < 0.7 else math.exp(rng.normal(0, 0.1))
     cx, cy = rng.uniform(0.15, 0.85) * FRAME_W, rng.uniform(0.15, 0.85) * FRAME_H
@@ -64,6 +68,8 @@ def render_sample(a: Assets, rng: np.random.Generator, template_size: int, searc
     neg_kind = rng.choice(kinds, p=probs) if negative else ""
     distractors = [_object(a, rng)[0] for _ in range(int(rng.integers(0, 5)))]
     n_similar = int(rng.random() < 0.4) + int(rng.random() < 0.15)
+    if tiny:
+        n_similar = max(n_similar, 1)
     ref = target if target is not None else _region_patch(scene.canvas, region)
     distractors += [_similar(a, key, ref, rng) for _ in range(n_similar)]
     d_pos = [(rng.uniform(0, FRAME_W), rng.uniform(0, FRAME_H), rng.uniform(0.6, 1.5)) for _ in distractors]
@@ -87,7 +93,7 @@ def render_sample(a: Assets, rng: np.random.Generator, template_size: int, searc
             box = (zoom * (rx - c[0]) + FRAME_W / 2, zoom * (ry - c[1]) + FRAME_H / 2, zoom * rw, zoom * rh)
             cx, cy, size = box[0] + box[2] / 2, box[1] + box[3] / 2, zoom * math.sqrt(rw * rh)
         for d, (dx, dy, ds) in zip(distractors, d_pos):
-            if k == 1 and rng.random() < 0.5:  # near the target in the search frame
+            if k == 1 and (tiny or rng.random() < 0.5):  # near the target in the search frame
                 dx, dy = cx + rng.normal(0, 1.5) * size, cy + rng.normal(0, 1.5) * size
             _paste(frame, d, dx + rng.normal(0, 3), dy + rng.normal(0, 3), size * ds)
         if region is None:

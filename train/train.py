@@ -72,7 +72,7 @@ def put_while_parent_lives(queue: mp.Queue, item, poll: float = 5.0) -> bool:
 def _producer(queue: mp.Queue, cache: str, seed: int, start: int, batch: int, t_size: int, s_size: int,
               real_share: float = 0.0, real_negatives: float = 0.5, peers: str = "",
               gray_rate: float | None = None, real_labels: str = "detections", score_teacher: str = "none",
-              search_factor: float = SEARCH_FACTOR) -> None:
+              search_factor: float = SEARCH_FACTOR, tiny_rate: float = 0.0) -> None:
     torch.set_num_threads(1)
     import cv2
 
@@ -82,6 +82,7 @@ def _producer(queue: mp.Queue, cache: str, seed: int, start: int, batch: int, t_
     if gray_rate is not None:
         sampling.GRAY_RATE = gray_rate
     sampling.SEARCH_FACTOR = search_factor
+    sampling.TINY_RATE = tiny_rate
     assets = Assets.load(Path(cache))
     if real_share > 0:
         from real_video import load_tracks
@@ -431,6 +432,8 @@ def main(argv=None) -> int:
     p.add_argument("--score-teacher", choices=("none", "fear_xs"), default="none",
                    help="score label of the real-video samples: 1 / 0 (none) or the confidence of a peer tracker "
                         "(FEAR-XS, MIT) for the same template and search centre (sampling.render_real_sample)")
+    p.add_argument("--tiny-rate", type=float, default=0.0,
+                   help="share of synthetic samples with a 4-12 px target and a look-alike beside it (default 0)")
     p.add_argument("--gray-rate", type=float, help=f"share of grayscale samples (default {GRAY_RATE})")
     p.add_argument("--search-size", type=int, default=CONFIG.search_size,
                    help="search crop side in px (multiple of 16); with --finetune from another size the search "
@@ -535,7 +538,8 @@ def main(argv=None) -> int:
                   "distill_boxes": args.distill_boxes, "keep_blocks": args.keep_blocks,
                   "mlp_hidden": args.mlp_hidden,
                   "distill_score": args.distill_score,
-                  "gray_rate": GRAY_RATE if args.gray_rate is None else args.gray_rate, "sessions": []}
+                  "gray_rate": GRAY_RATE if args.gray_rate is None else args.gray_rate,
+                  "tiny_rate": args.tiny_rate, "sessions": []}
         if args.real_share > 0:
             from real_video import DATA_SOURCE
             record["data_sources"] = [*DATA_SOURCES, DATA_SOURCE]
@@ -578,7 +582,8 @@ def main(argv=None) -> int:
                                                  record.get("real_negatives", 0.5), str(args.peers),
                                                  record.get("gray_rate"), record.get("real_labels", "detections"),
                                                  record.get("score_teacher", "none"),
-                                                 record.get("search_factor", LEGACY_SEARCH_FACTOR)),
+                                                 record.get("search_factor", LEGACY_SEARCH_FACTOR),
+                                                 record.get("tiny_rate", 0.0)),
                          daemon=True)
     worker.start()
     model.train()
