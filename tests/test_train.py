@@ -342,3 +342,47 @@ def test_a_fine_tune_starts_from_the_configuration_of_its_weights():
     assert train.run_config(student, 144, continued=True) == train.ModelConfig(**student)
     assert train.run_config(None, 160) == dataclasses.replace(train.CONFIG, search_size=160)
     assert train.run_config(None, 160, mlp_hidden=288).mlp_hidden == 288
+
+
+def _toy_assets():
+    """Two noise backgrounds and three opaque sprites: enough for ``sampling.render_sample``."""
+    from assets import Assets
+
+    rng = np.random.default_rng(0)
+    backgrounds = [rng.integers(0, 255, (360, 480, 3), dtype=np.uint8) for _ in range(2)]
+    sprites = []
+    for c in range(3):
+        s = np.zeros((24, 20, 4), np.uint8)
+        s[..., :3], s[..., 3] = 50 + 60 * c, 255
+        sprites.append(s)
+    return Assets(backgrounds, sprites, [[0], [1], [2]])
+
+
+def test_tiny_rate_renders_4_to_12_px_targets_and_leaves_the_stream_alone_at_0(monkeypatch):
+    """--tiny-rate reaches the sampling (sampling.TINY_RATE): at 1 every synthetic target is 4-12 px
+    (the template box, sqrt(w*h), within the paste's rounding); at 0 no extra number is drawn (a rate
+    that draws but never fires gives other samples), so runs without the option keep their data stream."""
+    import sampling
+
+    assets, sizes = _toy_assets(), {}
+    real_sample_target = sampling.sample_target
+
+    def spy(image, box, factor, size, **kw):
+        seen.append(math.sqrt(box[2] * box[3]))
+        return real_sample_target(image, box, factor, size, **kw)
+
+    monkeypatch.setattr(sampling, "sample_target", spy)
+    for rate in (0.0, 1.0):
+        monkeypatch.setattr(sampling, "TINY_RATE", rate)
+        sizes[rate] = []
+        for seed in range(24):
+            seen = []
+            sampling.render_sample(assets, np.random.default_rng(seed), 32, 64)
+            sizes[rate].append(seen[0])  # the template crop: frame 0's true box
+    assert max(sizes[1.0]) <= 13.0 and min(sizes[1.0]) >= 3.0
+    assert sum(s > 13.0 for s in sizes[0.0]) >= 12  # log-uniform 5..80 px: most are larger
+    monkeypatch.setattr(sampling, "TINY_RATE", 0.0)
+    a = sampling.render_sample(assets, np.random.default_rng(5), 32, 64)
+    monkeypatch.setattr(sampling, "TINY_RATE", 1e-300)  # draws the extra number, never fires
+    b = sampling.render_sample(assets, np.random.default_rng(5), 32, 64)
+    assert not all(np.array_equal(x, y) for x, y in zip(a, b))  # one draw more shifts every later one
