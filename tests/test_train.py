@@ -386,3 +386,9 @@ def test_tiny_rate_renders_4_to_12_px_targets_and_leaves_the_stream_alone_at_0(m
     monkeypatch.setattr(sampling, "TINY_RATE", 1e-300)  # draws the extra number, never fires
     b = sampling.render_sample(assets, np.random.default_rng(5), 32, 64)
     assert not all(np.array_equal(x, y) for x, y in zip(a, b))  # one draw more shifts every later one
+
+
+def test_tiny_rate_must_be_a_share(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        train.main(["--out", str(tmp_path / "run"), "--steps", "1", "--tiny-rate", "1.5"])
+    assert "--tiny-rate must be a share in [0, 1], got 1.5" in capsys.readouterr().err

@@ -39,7 +39,7 @@ from scene import (FRAME_H, FRAME_W, REGION_RATE, Scene, _object, _paste, _photo
 TEMPLATE_FACTOR, SEARCH_FACTOR, LEGACY_SEARCH_FACTOR = 2.0, 3.5, 4.5
 NEGATIVE_RATE = 0.25
 GRAY_RATE = 0.12  # share of samples rendered in grayscale (all three frames), as from a mono camera
-TINY_RATE = 0.0  # extra share of synthetic samples with a 4-12 px target and a look-alike beside it (train.py --tiny-rate)
+TINY_RATE = 0.0  # share of synthetic samples drawn with a 4-12 px target and a look-alike beside it (train.py --tiny-rate)
 LOOKALIKE_RATE = 0.6  # share of "elsewhere" negatives whose search crop is centred on a look-alike
 
 

@@ -464,6 +464,8 @@ def main(argv=None) -> int:
     p.add_argument("--save-every", type=float, default=5.0, help="minutes between checkpoints")
     p.add_argument("--snapshot-every", type=int, default=0, help="also keep step_<k>.pth.tar (weights) every k steps")
     args = p.parse_args(argv)
+    if not 0.0 <= args.tiny_rate <= 1.0:
+        p.error(f"--tiny-rate must be a share in [0, 1], got {args.tiny_rate}")
     if (args.steps is None) == (args.minutes is None) and not (args.resume or args.init):
         p.error("give exactly one of --steps and --minutes")
     if args.keep_blocks and not args.finetune:
