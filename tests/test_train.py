@@ -110,6 +110,21 @@ def test_producer_stops_when_its_trainer_is_gone(monkeypatch):
     assert train.put_while_parent_lives(q, "second", poll=0.01) is False
 
 
+def test_trainer_stops_when_its_producer_is_gone():
+    import queue
+    from types import SimpleNamespace
+
+    q = queue.Queue()
+    worker = SimpleNamespace(is_alive=lambda: True, exitcode=None)
+    q.put((0, "batch"))
+    assert train.get_while_producer_lives(q, worker, poll=0.01) == (0, "batch")
+    dead = SimpleNamespace(is_alive=lambda: False, exitcode=1)
+    q.put((1, "queued before it died"))  # what the producer sent is still read
+    assert train.get_while_producer_lives(q, dead, poll=0.01) == (1, "queued before it died")
+    with pytest.raises(RuntimeError, match="exit code 1"):
+        train.get_while_producer_lives(q, dead, poll=0.01)
+
+
 def test_real_video_mean_labels_average_detector_and_teacher_boxes(tmp_path):
     """labels="mean": per frame the mean of the cached track box and the teacher's box (teacher started
     on the track's first box); the teacher runs once, its boxes are cached beside the tracks."""

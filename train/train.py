@@ -69,6 +69,21 @@ def put_while_parent_lives(queue: mp.Queue, item, poll: float = 5.0) -> bool:
                 return False
 
 
+def get_while_producer_lives(queue: mp.Queue, worker, poll: float = 5.0):
+    """The next item of the data queue, waiting while it is empty; RuntimeError once the producer
+    process ``worker`` has exited with nothing queued (a producer that fails, e.g. on a missing asset
+    cache, prints its own traceback), so the trainer stops instead of waiting for ever."""
+    import queue as queue_module
+
+    while True:
+        try:
+            return queue.get(timeout=poll)
+        except queue_module.Empty:
+            if not worker.is_alive():
+                raise RuntimeError(f"the training-data producer exited (exit code {worker.exitcode}) and sends "
+                                   "no more batches; its error is printed above") from None
+
+
 def _producer(queue: mp.Queue, cache: str, seed: int, start: int, batch: int, t_size: int, s_size: int,
               real_share: float = 0.0, real_negatives: float = 0.5, peers: str = "",
               gray_rate: float | None = None, real_labels: str = "detections", score_teacher: str = "none",
@@ -596,13 +611,13 @@ def main(argv=None) -> int:
         probe = time.time()
         for _ in range(30):
             step = _train_step(model, aux, tapped, opt, params, queue, step, 10 ** 9, args.lr, hist, restart,
-                               teacher, distill, distill_score)
+                               teacher, distill, distill_score, worker)
         total = int(args.minutes * 60 / ((time.time() - probe) / 30))
         print(f"--minutes {args.minutes}: {total} steps", flush=True)
     record["steps"] = total
     while step < total:
         step = _train_step(model, aux, tapped, opt, params, queue, step, total, args.lr, hist, restart,
-                           teacher, distill, distill_score)
+                           teacher, distill, distill_score, worker)
         if step % 50 == 0:
             mean = {k: float(np.mean([h[k] for h in hist])) for k in hist[0]}
             tail = (tail + [mean])[-4:]
@@ -624,8 +639,8 @@ def main(argv=None) -> int:
 
 
 def _train_step(model, aux, tapped, opt, params, queue, step, total, base_lr, hist, restart=None,
-                teacher=None, distill=0.0, distill_score=False) -> int:
-    got, batch = queue.get()
+                teacher=None, distill=0.0, distill_score=False, worker=None) -> int:
+    got, batch = queue.get() if worker is None else get_while_producer_lives(queue, worker)
     if got != step:
         raise RuntimeError(f"data stream out of order: batch of step {got} at step {step}")
     lr = lr_at(step, total, base_lr, restart)
