@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train import CONFIG, _git_commit, _versions, put_while_parent_lives, run_record, trained_search_factor  # noqa: E402
+from train import (CONFIG, _git_commit, _versions, get_while_producer_lives, put_while_parent_lives,  # noqa: E402
+                   run_record, trained_search_factor)
 
 from mixformerv2_export.network import MixFormerV2, ModelConfig  # noqa: E402
 
@@ -122,7 +123,7 @@ def main(argv=None) -> int:
     worker.start()
     t0, hist = time.time(), []
     while step < args.steps:
-        got, (t, o, s, _, _, label, real) = queue.get()
+        got, (t, o, s, _, _, label, real) = get_while_producer_lives(queue, worker)
         if got != step:
             raise RuntimeError(f"data stream out of order: batch of step {got} at step {step}")
         for g in opt.param_groups:
