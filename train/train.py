@@ -610,14 +610,14 @@ def main(argv=None) -> int:
     if not total:  # --minutes: time 30 steps at the warm-up rate, then fix the step count
         probe = time.time()
         for _ in range(30):
-            step = _train_step(model, aux, tapped, opt, params, queue, step, 10 ** 9, args.lr, hist, restart,
-                               teacher, distill, distill_score, worker)
+            step = _train_step(model, aux, tapped, opt, params, queue, worker, step, 10 ** 9, args.lr, hist,
+                               restart, teacher, distill, distill_score)
         total = int(args.minutes * 60 / ((time.time() - probe) / 30))
         print(f"--minutes {args.minutes}: {total} steps", flush=True)
     record["steps"] = total
     while step < total:
-        step = _train_step(model, aux, tapped, opt, params, queue, step, total, args.lr, hist, restart,
-                           teacher, distill, distill_score, worker)
+        step = _train_step(model, aux, tapped, opt, params, queue, worker, step, total, args.lr, hist, restart,
+                           teacher, distill, distill_score)
         if step % 50 == 0:
             mean = {k: float(np.mean([h[k] for h in hist])) for k in hist[0]}
             tail = (tail + [mean])[-4:]
@@ -638,9 +638,9 @@ def main(argv=None) -> int:
     return 0
 
 
-def _train_step(model, aux, tapped, opt, params, queue, step, total, base_lr, hist, restart=None,
-                teacher=None, distill=0.0, distill_score=False, worker=None) -> int:
-    got, batch = queue.get() if worker is None else get_while_producer_lives(queue, worker)
+def _train_step(model, aux, tapped, opt, params, queue, worker, step, total, base_lr, hist, restart=None,
+                teacher=None, distill=0.0, distill_score=False) -> int:
+    got, batch = get_while_producer_lives(queue, worker)
     if got != step:
         raise RuntimeError(f"data stream out of order: batch of step {got} at step {step}")
     lr = lr_at(step, total, base_lr, restart)
