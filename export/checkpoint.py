@@ -138,9 +138,10 @@ def infer_config(sd: dict, path: Any = "checkpoint", num_heads: int | None = Non
 
 
 def variant_name(cfg: ModelConfig) -> str:
-    """'small' / 'base' for the released shapes, 'custom' otherwise."""
+    """'small' / 'base' for the released shapes (with or without search-token pruning, which changes
+    no weight), 'custom' otherwise."""
     for name, ref in CONFIGS.items():
-        if cfg == ref:
+        if cfg.unpruned == ref:
             return name
     return "custom"
 

@@ -32,17 +32,26 @@ def build_parser() -> argparse.ArgumentParser:
                         "reports have width and height multiplied by F about the centre, what it follows is "
                         "unchanged (default 1.0 = reference; choose F on tuning sequences, never on the ones "
                         "you report)")
+    p.add_argument("--keep-search-tokens", type=int, metavar="K",
+                   help="search-token pruning (not in the reference): after block --prune-after keep only the K "
+                        "search tokens the prediction tokens attend to most (0: off; default: what the "
+                        "checkpoint's configuration says, off for the official files)")
+    p.add_argument("--prune-after", type=int, default=0, metavar="I", help="the block after which to prune (default 0)")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.prune_after and args.keep_search_tokens is None:
+        parser.error("--prune-after needs --keep-search-tokens")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:
         manifest = export_checkpoint(args.checkpoint, args.out, args.variant, args.name, args.allow_unsafe_pickle,
                                      tolerance=args.tolerance, int8_source=args.int8, int8_samples=args.int8_samples,
-                                     box_scale=args.box_scale)
+                                     box_scale=args.box_scale, keep_search_tokens=args.keep_search_tokens,
+                                     prune_after=args.prune_after)
     except (CheckpointError, ExportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

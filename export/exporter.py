@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import os
 import shutil
@@ -93,7 +94,15 @@ def export_model(model: MixFormerV2, variant: str, out: str | os.PathLike, name:
 
 
 def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, variant: str | None = None,
-                      name: str | None = None, allow_unsafe_pickle: bool = False, **kwargs) -> Path:
-    """Load an official-layout checkpoint and export it (see :func:`export_model`)."""
+                      name: str | None = None, allow_unsafe_pickle: bool = False,
+                      keep_search_tokens: int | None = None, prune_after: int = 0, **kwargs) -> Path:
+    """Load an official-layout checkpoint and export it (see :func:`export_model`). ``keep_search_tokens``
+    (with ``prune_after``) sets the exported graphs' search-token pruning (``ModelConfig``; 0 turns off
+    what the checkpoint's own configuration asks for; None keeps that)."""
     model, detected = load_model(checkpoint, variant, allow_unsafe_pickle)
+    if keep_search_tokens is not None:
+        try:
+            model.cfg = dataclasses.replace(model.cfg, keep_search_tokens=keep_search_tokens, prune_after=prune_after)
+        except ValueError as exc:
+            raise ExportError(f"token pruning: {exc}") from exc
     return export_model(model, detected, out, name or f"mixformerv2_{detected}", **kwargs)

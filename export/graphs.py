@@ -93,5 +93,5 @@ def graph_metadata(model: MixFormerV2, variant: str, role: str, precision: str =
     return ModelMetadata(role=role, variant=variant, template_size=cfg.template_size, search_size=cfg.search_size,
                          bins=cfg.bins, embed_dim=cfg.embed_dim, depth=cfg.depth, num_heads=cfg.num_heads,
                          template_tokens=cfg.template_tokens, mean=INPUT_MEAN, std=INPUT_STD,
-                         precision=precision, box_scale=float(box_scale),
-                         input_format=model.input_format).to_strings()
+                         precision=precision, box_scale=float(box_scale), input_format=model.input_format,
+                         keep_search_tokens=cfg.keep_search_tokens, prune_after=cfg.prune_after).to_strings()

@@ -43,6 +43,10 @@ class ModelMetadata:
     the centre (the tracker itself keeps following the network's boxes). 1.0 (the reference
     behaviour) when absent, as in every export of the official weights.
 
+    ``keep_search_tokens`` / ``prune_after``: the search graph's token pruning (0: none, the reference):
+    after block ``prune_after`` only that many search tokens go on. Informational: the runtime feeds and
+    reads the graphs the same way; written only when pruning is on.
+
     ``input_format``: the layout of the image inputs (``INPUT_FORMATS``); ``mean`` / ``std`` apply to
     "rgb_nchw" (the reference, and the meaning when absent). A file with another format says
     ``format_version`` 2, so a runtime that predates the key refuses it instead of feeding it the
@@ -63,6 +67,8 @@ class ModelMetadata:
     precision: str = "fp32"
     box_scale: float = 1.0
     input_format: str = REFERENCE_INPUT
+    keep_search_tokens: int = 0
+    prune_after: int = 0
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
@@ -72,6 +78,8 @@ class ModelMetadata:
         out = {}
         for k, v in asdict(self).items():
             out[k] = json.dumps(list(v)) if isinstance(v, (tuple, list)) else str(v)
+        if not self.keep_search_tokens:
+            del out["keep_search_tokens"], out["prune_after"]
         if self.input_format == REFERENCE_INPUT:
             del out["input_format"]
             out["format_version"] = "1"

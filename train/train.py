@@ -185,15 +185,17 @@ def keep_blocks(state: dict, keep: list[int]) -> dict:
 
 
 def run_config(saved: dict | None, search_size: int, keep: list[int] | None = None, mlp_hidden: int | None = None,
-               continued: bool = False) -> ModelConfig:
+               continued: bool = False, keep_search_tokens: int | None = None, prune_after: int = 0) -> ModelConfig:
     """The model configuration of a run from the ``config`` its starting weights carry (None: a new model
     or an old file without one, :data:`CONFIG`): a continued run (``--init``) keeps it as it is; a new
-    run or fine-tune gets this run's search size and, when asked, the pruned depth / MLP width."""
+    run or fine-tune gets this run's search size and, when asked, the pruned depth / MLP width and the
+    search-token pruning (``keep_search_tokens``; None keeps the starting weights' own)."""
     base = ModelConfig(**saved) if saved else CONFIG
     if continued and saved:
         return base
+    tokens = {} if keep_search_tokens is None else {"keep_search_tokens": keep_search_tokens, "prune_after": prune_after}
     return dataclasses.replace(base, search_size=search_size, depth=len(keep) if keep else base.depth,
-                               mlp_ratio=mlp_hidden / base.embed_dim if mlp_hidden else base.mlp_ratio)
+                               mlp_ratio=mlp_hidden / base.embed_dim if mlp_hidden else base.mlp_ratio, **tokens)
 
 
 def prune_mlp(state: dict, hidden: int) -> dict:
@@ -261,14 +263,23 @@ class AuxHead(torch.nn.Module):
 
 def tap_search_tokens(model: MixFormerV2) -> dict[str, torch.Tensor]:
     """Hook the last block so that each ``model(...)`` call leaves the search tokens entering it,
-    (B, Ns, D), under ``"search"`` in the returned dict (the tokens follow the 2 x Nt template tokens)."""
-    start, count = 2 * model.cfg.template_tokens, model.cfg.search_tokens
+    (B, Ns, D), under ``"search"`` in the returned dict (the tokens follow the 2 x Nt template tokens).
+    With search-token pruning the later blocks no longer see the whole grid: then the tokens leaving
+    block ``cfg.prune_after`` (before pruning) are taken."""
+    cfg = model.cfg
+    start, count = 2 * cfg.template_tokens, cfg.search_tokens
     tapped: dict[str, torch.Tensor] = {}
 
-    def hook(_block, args):
+    def before(_block, args):
         tapped["search"] = args[0][:, start:start + count]
 
-    model.backbone.blocks[-1].register_forward_pre_hook(hook)
+    def after(_block, _args, out):  # the block returns (tokens, attention) where it prunes
+        tapped["search"] = (out[0] if isinstance(out, tuple) else out)[:, start:start + count]
+
+    if cfg.keep_search_tokens:
+        model.backbone.blocks[cfg.prune_after].register_forward_hook(after)
+    else:
+        model.backbone.blocks[-1].register_forward_pre_hook(before)
     return tapped
 
 
@@ -461,6 +472,11 @@ def main(argv=None) -> int:
                    help="with --finetune: keep only the H most important hidden units of every MLP of the starting "
                         f"model (width pruning: {CONFIG.mlp_hidden} in the default model; H / {CONFIG.embed_dim} must be "
                         "exact as a ratio, e.g. 192 or 288); with --distill-boxes the unpruned model is the teacher")
+    p.add_argument("--keep-search-tokens", type=int, metavar="K",
+                   help="search-token pruning: after block --prune-after only the K search tokens the prediction "
+                        "tokens attend to most go on (0: off; default: the starting weights' own setting); with "
+                        "--distill-boxes the starting model, as it was, is the teacher")
+    p.add_argument("--prune-after", type=int, default=0, metavar="I", help="with --keep-search-tokens: the block (default 0)")
     p.add_argument("--search-factor", type=float, default=SEARCH_FACTOR,
                    help="search crop side over sqrt(w*h) of the previous box (default %(default)s, v4's; v5, the "
                         "shipped model, is trained at 3.0 with --search-size 160, the default preset's value for "
@@ -489,6 +505,10 @@ def main(argv=None) -> int:
         p.error("--mlp-hidden needs --finetune (the units are picked from its weights)")
     if args.mlp_hidden is not None and int(CONFIG.embed_dim * (args.mlp_hidden / CONFIG.embed_dim)) != args.mlp_hidden:
         p.error(f"--mlp-hidden {args.mlp_hidden}: not representable as a width ratio of {CONFIG.embed_dim}")
+    if args.prune_after and args.keep_search_tokens is None:
+        p.error("--prune-after needs --keep-search-tokens")
+    if args.keep_search_tokens is not None and (args.resume or args.init):
+        p.error("--keep-search-tokens: a continued run keeps its own configuration")
     if args.distill_boxes and not args.finetune and not args.resume:
         p.error("--distill-boxes needs --finetune (the starting weights are the teacher)")
     if args.distill_score and not args.distill_boxes:
@@ -513,7 +533,11 @@ def main(argv=None) -> int:
     else:  # a fine-tune or a continued run starts from the configuration of its weights
         starts = {f: torch.load(f, map_location="cpu", weights_only=True) for f in (args.init, args.finetune) if f}
         saved = starts[args.init or args.finetune].get("config") if starts else None
-        cfg = run_config(saved, args.search_size, args.keep_blocks, args.mlp_hidden, continued=bool(args.init))
+        try:
+            cfg = run_config(saved, args.search_size, args.keep_blocks, args.mlp_hidden, continued=bool(args.init),
+                             keep_search_tokens=args.keep_search_tokens, prune_after=args.prune_after)
+        except ValueError as exc:
+            p.error(str(exc))
     model = MixFormerV2(cfg)
     aux = AuxHead(cfg.embed_dim)
     tapped = tap_search_tokens(model)

@@ -1,6 +1,7 @@
 """Hyper-parameters of a MixFormerV2 network (reference facts §1)."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 # input normalisation of every model this package exports (ImageNet mean/std, RGB 0..1); written
@@ -31,6 +32,10 @@ class ModelConfig:
     # "patch": the reference conv patch embedding; "mnv3s" / "mnv3s96": MobileNetV3-Small stems with
     # NanoTrack v2 / v3 layouts (stem.py)
     stem: str = "patch"
+    # search-token pruning, not in the reference (0 = off): after block ``prune_after`` only the
+    # ``keep_search_tokens`` search tokens the prediction tokens attend to most go on to later blocks
+    keep_search_tokens: int = 0
+    prune_after: int = 0
 
     def __post_init__(self) -> None:
         if self.embed_dim % self.num_heads:
@@ -44,6 +49,20 @@ class ModelConfig:
             raise ValueError(f"the {self.stem} stem has stride 16: patch_size must be 16")
         if self.depth < 1:
             raise ValueError(f"depth must be >= 1, got {self.depth}")
+        if self.keep_search_tokens:
+            if not 0 < self.keep_search_tokens < self.search_tokens:
+                raise ValueError(f"keep_search_tokens must be in 1..{self.search_tokens - 1} (0: no pruning), "
+                                 f"got {self.keep_search_tokens}")
+            if not 0 <= self.prune_after <= self.depth - 2:
+                raise ValueError(f"prune_after must be a block before the last, 0..{self.depth - 2}, "
+                                 f"got {self.prune_after}")
+        elif self.prune_after:
+            raise ValueError(f"prune_after {self.prune_after} given without keep_search_tokens")
+
+    @property
+    def unpruned(self) -> "ModelConfig":
+        """The same network without search-token pruning (what its weights and variant are)."""
+        return dataclasses.replace(self, keep_search_tokens=0, prune_after=0)
 
     @property
     def head_dim(self) -> int:

@@ -6,6 +6,10 @@
 - ``search_step(search, template_kv)``: search + prediction tokens against those
   keys/values; the last block runs queries/projection/MLP for the prediction tokens only.
 
+With ``cfg.keep_search_tokens`` (not in the reference) every entry point drops, after block
+``cfg.prune_after``, all but that many search tokens: those the prediction tokens attended to most
+in that block (``vit.keep_top_tokens``); the later blocks run on fewer tokens.
+
 All three return ``(logits, score_logit)``: logits (B,4,bins) rows l,t,r,b before
 softmax, score_logit (B,1).
 """
@@ -19,7 +23,7 @@ from mixformerv2_cpu.metadata import RAW_INPUT, REFERENCE_INPUT
 from .config import ModelConfig
 from .heads import BoxHead, ScoreHead
 from .stem import MobileNetStem
-from .vit import Block, PatchEmbed
+from .vit import Block, PatchEmbed, keep_top_tokens
 
 
 class Backbone(nn.Module):
@@ -83,11 +87,17 @@ class MixFormerV2(nn.Module):
     def pred_tokens(self, template: Tensor, online_template: Tensor, search: Tensor) -> Tensor:
         """The prediction tokens (B, num_pred_tokens, D) that both heads read."""
         bb = self.backbone
+        cfg = self.cfg
         t = bb.template_tokens(template, online_template)
+        nt, n_pred = t.shape[1], cfg.num_pred_tokens
         x = torch.cat([t, bb.search_tokens(search)], dim=1)
-        for blk in bb.blocks:
-            x = blk(x, t.shape[1])
-        return x[:, -self.cfg.num_pred_tokens:]
+        for i, blk in enumerate(bb.blocks):
+            if cfg.keep_search_tokens and i == cfg.prune_after:
+                x, importance = blk(x, nt, n_pred)
+                x = keep_top_tokens(x, importance[:, nt:-n_pred], nt, cfg.keep_search_tokens)
+            else:
+                x = blk(x, nt)
+        return x[:, -n_pred:]
 
     def encode_templates(self, template: Tensor, online_template: Tensor) -> Tensor:
         t = self.backbone.template_tokens(template, online_template)
@@ -101,10 +111,16 @@ class MixFormerV2(nn.Module):
         return torch.stack(kvs, dim=1)
 
     def search_step(self, search: Tensor, template_kv: Tensor) -> tuple[Tensor, Tensor]:
+        cfg = self.cfg
+        n_pred = cfg.num_pred_tokens
         x = self.backbone.search_tokens(search)
         blocks = self.backbone.blocks
         for i, blk in enumerate(blocks[:-1]):
-            x = blk.forward_search(x, template_kv[:, i, 0], template_kv[:, i, 1])
+            if cfg.keep_search_tokens and i == cfg.prune_after:
+                x, importance = blk.forward_search(x, template_kv[:, i, 0], template_kv[:, i, 1], n_pred)
+                x = keep_top_tokens(x, importance[:, :-n_pred], 0, cfg.keep_search_tokens)
+            else:
+                x = blk.forward_search(x, template_kv[:, i, 0], template_kv[:, i, 1])
         last = len(blocks) - 1
-        x = blocks[last].forward_last(x, template_kv[:, last, 0], template_kv[:, last, 1], self.cfg.num_pred_tokens)
+        x = blocks[last].forward_last(x, template_kv[:, last, 0], template_kv[:, last, 1], n_pred)
         return self._heads(x)
